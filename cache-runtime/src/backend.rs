@@ -1,0 +1,447 @@
+//! The two storage backends. They see full keys (namespace included) and raw
+//! bytes; everything typed lives in `cache.rs`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::ops::compute::Op;
+use redis::aio::ConnectionManager;
+
+use crate::ttl::ttl_millis;
+
+/// Errors of a backend call. The in-process backend only fails on `INCR` of a
+/// non-integer; Redis can fail in every call.
+#[derive(Debug)]
+pub(crate) enum BackendError {
+    Redis(redis::RedisError),
+    NotAnInteger,
+}
+
+impl From<redis::RedisError> for BackendError {
+    fn from(e: redis::RedisError) -> Self {
+        BackendError::Redis(e)
+    }
+}
+
+impl BackendError {
+    /// Failures of the server or the connection (what the circuit breaker
+    /// counts), as opposed to a refused command.
+    pub(crate) fn is_outage(&self) -> bool {
+        match self {
+            BackendError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_refusal()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_unrecoverable_error()
+            }
+            BackendError::NotAnInteger => false,
+        }
+    }
+}
+
+pub(crate) type BResult<T> = Result<T, BackendError>;
+
+/// Bytes read from a backend.
+pub(crate) enum Raw {
+    Shared(Arc<[u8]>),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Raw {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Raw::Shared(b) => b,
+            Raw::Owned(b) => b,
+        }
+    }
+}
+
+/// Remaining lifetime of a key, as `TTL`/`PTTL` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyTtl {
+    /// No such key.
+    Missing,
+    /// The key exists and never expires.
+    NoExpiry,
+    /// The key expires after this long.
+    ExpiresIn(Duration),
+}
+
+pub(crate) enum Backend {
+    Memory(MemoryBackend),
+    Redis(RedisBackend),
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Memory(_) => f.write_str("Memory"),
+            Backend::Redis(r) => write!(f, "Redis({})", r.display_url),
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident.$m:ident($($a:expr),*)) => {
+        match $self {
+            Backend::Memory(b) => b.$m($($a),*),
+            Backend::Redis(b) => b.$m($($a),*).await,
+        }
+    };
+}
+
+impl Backend {
+    pub(crate) async fn get(&self, key: &str) -> BResult<Option<Raw>> {
+        dispatch!(self.get(key))
+    }
+    pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> BResult<()> {
+        dispatch!(self.set(key, value, ttl))
+    }
+    pub(crate) async fn del(&self, keys: &[String]) -> BResult<u64> {
+        dispatch!(self.del(keys))
+    }
+    pub(crate) async fn del_pattern(&self, pattern: &str, batch: usize) -> BResult<u64> {
+        dispatch!(self.del_pattern(pattern, batch))
+    }
+    pub(crate) async fn exists(&self, key: &str) -> BResult<bool> {
+        dispatch!(self.exists(key))
+    }
+    pub(crate) async fn ttl(&self, key: &str) -> BResult<KeyTtl> {
+        dispatch!(self.ttl(key))
+    }
+    pub(crate) async fn incr_by(&self, key: &str, by: i64) -> BResult<i64> {
+        dispatch!(self.incr_by(key, by))
+    }
+    pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> BResult<bool> {
+        dispatch!(self.expire(key, ttl))
+    }
+}
+
+// ---------------------------------------------------------------- memory
+
+#[derive(Clone)]
+struct MemEntry {
+    bytes: Arc<[u8]>,
+    expires_at: Option<Instant>,
+}
+
+impl MemEntry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+struct MemExpiry;
+
+impl moka::Expiry<String, MemEntry> for MemExpiry {
+    fn expire_after_create(&self, _: &String, v: &MemEntry, now: Instant) -> Option<Duration> {
+        v.expires_at.map(|t| t.saturating_duration_since(now))
+    }
+    fn expire_after_update(
+        &self,
+        _: &String,
+        v: &MemEntry,
+        now: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        v.expires_at.map(|t| t.saturating_duration_since(now))
+    }
+}
+
+/// In-process storage on moka, bounded by the total size of keys and values.
+pub(crate) struct MemoryBackend {
+    cache: moka::sync::Cache<String, MemEntry>,
+}
+
+impl MemoryBackend {
+    pub(crate) fn new(capacity_bytes: u64) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|k: &String, v: &MemEntry| {
+                (k.len() + v.bytes.len() + 32).min(u32::MAX as usize) as u32
+            })
+            .expire_after(MemExpiry)
+            .build();
+        MemoryBackend { cache }
+    }
+
+    fn live(&self, key: &str) -> Option<MemEntry> {
+        let e = self.cache.get(key)?;
+        if e.live(Instant::now()) {
+            Some(e)
+        } else {
+            None
+        }
+    }
+
+    fn get(&self, key: &str) -> BResult<Option<Raw>> {
+        Ok(self.live(key).map(|e| Raw::Shared(e.bytes)))
+    }
+
+    fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> BResult<()> {
+        let entry = MemEntry {
+            bytes: value.into(),
+            expires_at: Instant::now().checked_add(ttl),
+        };
+        self.cache.insert(key.to_owned(), entry);
+        Ok(())
+    }
+
+    fn del(&self, keys: &[String]) -> BResult<u64> {
+        let now = Instant::now();
+        Ok(keys
+            .iter()
+            .filter(|k| self.cache.remove(k.as_str()).is_some_and(|e| e.live(now)))
+            .count() as u64)
+    }
+
+    fn del_pattern(&self, pattern: &str, _batch: usize) -> BResult<u64> {
+        let now = Instant::now();
+        let matching: Vec<Arc<String>> = self
+            .cache
+            .iter()
+            .filter(|(k, e)| {
+                e.live(now) && crate::keys::glob_match(pattern.as_bytes(), k.as_bytes())
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let removed = matching
+            .iter()
+            .filter(|k| self.cache.remove(k.as_str()).is_some())
+            .count();
+        Ok(removed as u64)
+    }
+
+    fn exists(&self, key: &str) -> BResult<bool> {
+        Ok(self.live(key).is_some())
+    }
+
+    fn ttl(&self, key: &str) -> BResult<KeyTtl> {
+        Ok(match self.live(key) {
+            None => KeyTtl::Missing,
+            Some(MemEntry {
+                expires_at: None, ..
+            }) => KeyTtl::NoExpiry,
+            Some(MemEntry {
+                expires_at: Some(t),
+                ..
+            }) => KeyTtl::ExpiresIn(t.saturating_duration_since(Instant::now())),
+        })
+    }
+
+    fn incr_by(&self, key: &str, by: i64) -> BResult<i64> {
+        let mut result = Err(BackendError::NotAnInteger);
+        let now = Instant::now();
+        self.cache
+            .entry(key.to_owned())
+            .and_compute_with(|current| {
+                let (old, expires_at) =
+                    match current.map(|e| e.into_value()).filter(|e| e.live(now)) {
+                        None => (Some(0), None),
+                        Some(e) => (
+                            std::str::from_utf8(&e.bytes)
+                                .ok()
+                                .and_then(|s| s.parse::<i64>().ok()),
+                            e.expires_at,
+                        ),
+                    };
+                match old.and_then(|n| n.checked_add(by)) {
+                    Some(n) => {
+                        result = Ok(n);
+                        Op::Put(MemEntry {
+                            bytes: n.to_string().into_bytes().into(),
+                            expires_at,
+                        })
+                    }
+                    None => Op::Nop,
+                }
+            });
+        result
+    }
+
+    fn expire(&self, key: &str, ttl: Duration) -> BResult<bool> {
+        let now = Instant::now();
+        let mut found = false;
+        self.cache
+            .entry(key.to_owned())
+            .and_compute_with(|current| match current.map(|e| e.into_value()) {
+                Some(e) if e.live(now) => {
+                    found = true;
+                    Op::Put(MemEntry {
+                        bytes: e.bytes,
+                        expires_at: now.checked_add(ttl),
+                    })
+                }
+                _ => Op::Nop,
+            });
+        Ok(found)
+    }
+}
+
+// ---------------------------------------------------------------- redis
+
+/// One multiplexed, self-reconnecting connection shared by every clone of
+/// the cache. It connects on first use, so building it never waits for Redis.
+pub(crate) struct RedisBackend {
+    conn: ConnectionManager,
+    /// The URL with any password removed, for `Debug` and logs.
+    pub(crate) display_url: String,
+}
+
+impl RedisBackend {
+    pub(crate) fn new(url: &str, connect_timeout: Duration) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect_timeout))
+            // The cache applies its own per-operation timeout and circuit
+            // breaker; the manager only needs to reconnect, not to retry hard.
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(20))
+            .set_max_delay(Duration::from_millis(200));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(RedisBackend {
+            conn,
+            display_url: redact(url),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    async fn get(&self, key: &str) -> BResult<Option<Raw>> {
+        let v: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(v.map(Raw::Owned))
+    }
+
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> BResult<()> {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_millis(ttl))
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn del(&self, keys: &[String]) -> BResult<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        Ok(redis::cmd("UNLINK")
+            .arg(keys)
+            .query_async(&mut self.conn())
+            .await?)
+    }
+
+    async fn del_pattern(&self, pattern: &str, batch: usize) -> BResult<u64> {
+        let mut conn = self.conn();
+        let mut cursor: u64 = 0;
+        let mut removed = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(batch)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                let n: u64 = redis::cmd("UNLINK")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await?;
+                removed += n;
+            }
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
+    async fn exists(&self, key: &str) -> BResult<bool> {
+        Ok(redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<u64>(&mut self.conn())
+            .await?
+            > 0)
+    }
+
+    async fn ttl(&self, key: &str) -> BResult<KeyTtl> {
+        let ms: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(match ms {
+            -2 => KeyTtl::Missing,
+            -1 => KeyTtl::NoExpiry,
+            ms => KeyTtl::ExpiresIn(Duration::from_millis(ms.max(0) as u64)),
+        })
+    }
+
+    async fn incr_by(&self, key: &str, by: i64) -> BResult<i64> {
+        match redis::cmd("INCRBY")
+            .arg(key)
+            .arg(by)
+            .query_async(&mut self.conn())
+            .await
+        {
+            Ok(n) => Ok(n),
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
+                Err(BackendError::NotAnInteger)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn expire(&self, key: &str, ttl: Duration) -> BResult<bool> {
+        Ok(redis::cmd("PEXPIRE")
+            .arg(key)
+            .arg(ttl_millis(ttl))
+            .query_async::<u64>(&mut self.conn())
+            .await?
+            == 1)
+    }
+}
+
+/// `redis://user:secret@host/0` → `redis://user:***@host/0`.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
+        assert_eq!(redact("rediss://:pw@h"), "rediss://:***@h");
+        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
+    }
+}

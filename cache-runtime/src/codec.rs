@@ -1,0 +1,203 @@
+//! How values are stored: a small header, then a serde payload.
+//!
+//! ```text
+//! byte 0      magic 0xC7
+//! byte 1      format version (1)
+//! byte 2      codec id (1 = JSON, 2 = MessagePack with field names)
+//! bytes 3..11 type fingerprint: FNV-1a of the Rust type name, little endian
+//! bytes 11..  payload
+//! ```
+//!
+//! Both codecs are self-describing: fields are matched by name, so a field
+//! added, removed or reordered can never decode into the wrong field. A value
+//! whose header or fingerprint does not match the requested type is rejected
+//! before its payload is read, so one type's bytes are never read as another's.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+const MAGIC: u8 = 0xC7;
+const FORMAT_VERSION: u8 = 1;
+/// Length of the header in front of every stored value.
+pub(crate) const HEADER_LEN: usize = 11;
+
+/// The serialization format of cached values.
+///
+/// Reading decodes with whatever codec the stored header names, so changing
+/// the codec of a running system is safe: old entries still decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Codec {
+    /// `serde_json`: human-readable in `redis-cli`.
+    Json,
+    /// `rmp-serde` with field names (MessagePack maps): smaller and faster;
+    /// the default (see `BENCHMARKS.md`).
+    #[cfg(feature = "msgpack")]
+    MessagePack,
+}
+
+impl Default for Codec {
+    fn default() -> Self {
+        #[cfg(feature = "msgpack")]
+        return Codec::MessagePack;
+        #[cfg(not(feature = "msgpack"))]
+        return Codec::Json;
+    }
+}
+
+impl Codec {
+    fn id(self) -> u8 {
+        match self {
+            Codec::Json => 1,
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack => 2,
+        }
+    }
+
+    fn from_id(id: u8) -> Option<Codec> {
+        match id {
+            1 => Some(Codec::Json),
+            #[cfg(feature = "msgpack")]
+            2 => Some(Codec::MessagePack),
+            _ => None,
+        }
+    }
+
+    /// Encodes `value` with its header.
+    pub(crate) fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(256);
+        out.push(MAGIC);
+        out.push(FORMAT_VERSION);
+        out.push(self.id());
+        out.extend_from_slice(&fingerprint::<T>().to_le_bytes());
+        match self {
+            Codec::Json => serde_json::to_writer(&mut out, value).map_err(|e| e.to_string())?,
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack => {
+                rmp_serde::encode::write_named(&mut out, value).map_err(|e| e.to_string())?
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes bytes written by [`Codec::encode`] for the same type.
+///
+/// A bare integer (what `INCR` leaves behind) decodes as JSON, so counters
+/// made with [`Cache::incr`](crate::Cache::incr) can be read with `get`.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    if bytes.len() < HEADER_LEN || bytes[0] != MAGIC {
+        if is_integer(bytes) {
+            return serde_json::from_slice(bytes).map_err(|e| e.to_string());
+        }
+        return Err("not a cache value (missing or truncated header)".into());
+    }
+    if bytes[1] != FORMAT_VERSION {
+        return Err(format!("unknown format version {}", bytes[1]));
+    }
+    let codec = Codec::from_id(bytes[2]).ok_or_else(|| format!("unknown codec id {}", bytes[2]))?;
+    let mut fp = [0u8; 8];
+    fp.copy_from_slice(&bytes[3..HEADER_LEN]);
+    if u64::from_le_bytes(fp) != fingerprint::<T>() {
+        return Err(format!(
+            "stored value is not a {}",
+            std::any::type_name::<T>()
+        ));
+    }
+    let payload = &bytes[HEADER_LEN..];
+    match codec {
+        Codec::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+        #[cfg(feature = "msgpack")]
+        Codec::MessagePack => rmp_serde::from_slice(payload).map_err(|e| e.to_string()),
+    }
+}
+
+fn is_integer(bytes: &[u8]) -> bool {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    !digits.is_empty() && digits.len() <= 20 && digits.iter().all(u8::is_ascii_digit)
+}
+
+/// FNV-1a of the type's name: stable for a given type and compiler, and a
+/// different value for a different type.
+pub(crate) fn fingerprint<T: ?Sized>() -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in std::any::type_name::<T>().bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct V1 {
+        id: u32,
+        name: String,
+    }
+
+    fn codecs() -> Vec<Codec> {
+        vec![
+            Codec::Json,
+            #[cfg(feature = "msgpack")]
+            Codec::MessagePack,
+        ]
+    }
+
+    #[test]
+    fn round_trips() {
+        for c in codecs() {
+            let v = V1 {
+                id: 7,
+                name: "x".into(),
+            };
+            let bytes = c.encode(&v).unwrap();
+            assert_eq!(decode::<V1>(&bytes).unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn other_type_is_rejected() {
+        #[derive(Debug, Serialize, Deserialize)]
+        struct Other {
+            id: u32,
+            name: String,
+        }
+        for c in codecs() {
+            let bytes = c
+                .encode(&V1 {
+                    id: 1,
+                    name: "a".into(),
+                })
+                .unwrap();
+            assert!(decode::<Other>(&bytes).is_err());
+            assert!(decode::<String>(&bytes).is_err());
+        }
+    }
+
+    #[test]
+    fn garbage_and_truncation_are_errors() {
+        for c in codecs() {
+            let bytes = c
+                .encode(&V1 {
+                    id: 1,
+                    name: "abc".into(),
+                })
+                .unwrap();
+            for n in 0..bytes.len() {
+                assert!(decode::<V1>(&bytes[..n]).is_err(), "prefix {n}");
+            }
+        }
+        assert!(decode::<V1>(b"\xC7\x09garbage-garbage").is_err());
+        assert!(decode::<u64>(b"hello").is_err());
+    }
+
+    #[test]
+    fn bare_integers_decode() {
+        assert_eq!(decode::<i64>(b"-42").unwrap(), -42);
+        assert!(decode::<String>(b"42").is_err());
+    }
+}

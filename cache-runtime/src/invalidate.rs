@@ -1,0 +1,65 @@
+//! Dropping entries by key, pattern, or the whole namespace.
+
+use crate::{Cache, CacheError};
+
+/// Invalidation handle of a [`Cache`] (the original's `CacheInvalidator`).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+/// use cache_runtime::{Cache, Ttl};
+/// let cache = Cache::memory();
+/// cache.set("course:1", &1, Ttl::LONG).await?;
+/// cache.set("course:2", &2, Ttl::LONG).await?;
+/// cache.set("student:1", &3, Ttl::LONG).await?;
+/// let inv = cache.invalidator();
+/// assert_eq!(inv.key("course:1").await?, 1);
+/// assert_eq!(inv.pattern("course:*").await?, 1);
+/// assert_eq!(inv.all().await?, 1);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Invalidator {
+    cache: Cache,
+}
+
+impl Invalidator {
+    pub(crate) fn new(cache: Cache) -> Self {
+        Invalidator { cache }
+    }
+
+    /// Drops one key; returns how many entries were dropped (0 or 1).
+    pub async fn key(&self, key: &str) -> Result<u64, CacheError> {
+        self.keys([key]).await
+    }
+
+    /// Drops several keys in one round trip.
+    pub async fn keys<I, S>(&self, keys: I) -> Result<u64, CacheError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let keys: Vec<String> = keys
+            .into_iter()
+            .map(|k| self.cache.full_key(k.as_ref()))
+            .collect();
+        let label = keys
+            .first()
+            .map(|k| k[self.cache.namespace().len() + 1..].to_owned())
+            .unwrap_or_default();
+        self.cache
+            .call(&label, self.cache.inner.backend.del(&keys))
+            .await
+    }
+
+    /// Drops every key of the namespace matching a Redis glob, with `SCAN` +
+    /// `UNLINK` in batches.
+    pub async fn pattern(&self, glob: &str) -> Result<u64, CacheError> {
+        self.cache.del_pattern(glob).await
+    }
+
+    /// Drops every key of this cache's namespace, and nothing else: never
+    /// `FLUSHDB`.
+    pub async fn all(&self) -> Result<u64, CacheError> {
+        self.cache.del_pattern("*").await
+    }
+}

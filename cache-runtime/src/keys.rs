@@ -1,0 +1,281 @@
+//! Building keys by hand: escaping of interpolated values and the original's
+//! key set.
+//!
+//! A full Redis key is `{namespace}:{key}`. The cache adds the namespace; the
+//! functions here build the `key` part. Literal parts of a key are written as
+//! they are; **interpolated values must go through [`escape`]** (or
+//! [`push_escaped`]) so that no argument can forge another key or widen a
+//! pattern: `:` `*` `?` `[` `]` `\` `{` `}` `%`, whitespace and control
+//! characters are percent-encoded.
+//!
+//! ```
+//! use cache_runtime::keys;
+//! assert_eq!(keys::escape("a:b*"), "a%3Ab%2A");
+//! assert_eq!(format!("course:{}", keys::escape(&42)), "course:42");
+//! // A user-chosen name cannot reach another user's key or widen a pattern:
+//! assert_ne!(format!("user:{}", keys::escape("1:admin")), "user:1:admin");
+//! ```
+
+use std::fmt::{self, Display, Write as _};
+
+/// True for characters that are percent-encoded in interpolated values.
+fn needs_escape(c: char) -> bool {
+    matches!(c, ':' | '*' | '?' | '[' | ']' | '\\' | '{' | '}' | '%')
+        || c.is_whitespace()
+        || c.is_control()
+}
+
+/// Writes `s` into `out` with every reserved character percent-encoded.
+fn escape_str_into(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if needs_escape(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// Escapes one interpolated value (anything `Display`).
+pub fn escape<T: Display + ?Sized>(value: &T) -> String {
+    let mut out = String::new();
+    push_escaped(&mut out, value);
+    out
+}
+
+/// Appends one escaped value to a key being built, without an intermediate
+/// allocation for the unescaped text.
+///
+/// ```
+/// let mut key = String::from("search:");
+/// cache_runtime::keys::push_escaped(&mut key, &"rust async");
+/// assert_eq!(key, "search:rust%20async");
+/// ```
+pub fn push_escaped<T: Display + ?Sized>(out: &mut String, value: &T) {
+    struct Escaper<'a>(&'a mut String);
+    impl fmt::Write for Escaper<'_> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            escape_str_into(self.0, s);
+            Ok(())
+        }
+    }
+    let _ = write!(Escaper(out), "{value}");
+}
+
+/// Checks a namespace: non-empty, and free of `:`, glob metacharacters,
+/// whitespace and control characters, so that one namespace's keys and
+/// patterns can never reach another's.
+pub(crate) fn validate_namespace(ns: &str) -> Result<(), String> {
+    if ns.is_empty() {
+        return Err("the namespace must not be empty".into());
+    }
+    if let Some(c) = ns.chars().find(|&c| needs_escape(c)) {
+        return Err(format!(
+            "namespace {ns:?} contains {c:?}; use letters, digits, `_`, `-` or `.`"
+        ));
+    }
+    Ok(())
+}
+
+/// Redis' glob matching (`stringmatchlen`): `*`, `?`, `[abc]`, `[^a]`,
+/// `[a-z]`, and `\x` for a literal `x`. Used by the in-process backend so that
+/// patterns mean the same thing on both backends.
+pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0usize, 0usize);
+    // Backtracking point for the last `*`: (pattern index after `*`, text index).
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    while p < pattern.len() && pattern[p] == b'*' {
+                        p += 1;
+                    }
+                    if p == pattern.len() {
+                        return true;
+                    }
+                    star = Some((p, t));
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    t += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = match_class(pattern, p, text[t]) {
+                        if matched {
+                            p = next;
+                            t += 1;
+                            continue;
+                        }
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    if pattern[p + 1] == text[t] {
+                        p += 2;
+                        t += 1;
+                        continue;
+                    }
+                }
+                c => {
+                    if c == text[t] {
+                        p += 1;
+                        t += 1;
+                        continue;
+                    }
+                }
+            }
+        }
+        // Mismatch: backtrack to the last star, letting it absorb one more byte.
+        match star {
+            Some((sp, st)) => {
+                p = sp;
+                t = st + 1;
+                star = Some((sp, st + 1));
+            }
+            None => return false,
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Matches `c` against the class starting at `pattern[start] == b'['`.
+/// Returns (matched, index after the class).
+fn match_class(pattern: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = pattern.get(i) == Some(&b'^');
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    loop {
+        let pc = *pattern.get(i)?;
+        if pc == b']' {
+            break;
+        }
+        if pc == b'\\' && i + 1 < pattern.len() {
+            if pattern[i + 1] == c {
+                matched = true;
+            }
+            i += 2;
+        } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
+            let (lo, hi) = (pc.min(pattern[i + 2]), pc.max(pattern[i + 2]));
+            if (lo..=hi).contains(&c) {
+                matched = true;
+            }
+            i += 3;
+        } else {
+            if pc == c {
+                matched = true;
+            }
+            i += 1;
+        }
+    }
+    Some((matched != negate, i + 1))
+}
+
+/// The original's key set (`CacheKeys`), with escaping of every argument.
+///
+/// ```
+/// use cache_runtime::keys::CacheKeys;
+/// assert_eq!(CacheKeys::student_dashboard(123), "dashboard:student:123");
+/// assert_eq!(CacheKeys::active_courses(), "courses:active");
+/// ```
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct CacheKeys;
+
+macro_rules! keyed {
+    ($($(#[$doc:meta])* $name:ident => $prefix:literal;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(id: impl Display) -> String {
+            let mut key = String::from($prefix);
+            push_escaped(&mut key, &id);
+            key
+        }
+    )*};
+}
+
+impl CacheKeys {
+    keyed! {
+        /// `dashboard:student:{id}`
+        student_dashboard => "dashboard:student:";
+        /// `dashboard:teacher:{id}`
+        teacher_dashboard => "dashboard:teacher:";
+        /// `course:{id}`
+        course_details => "course:";
+        /// `course:stats:{id}`
+        course_stats => "course:stats:";
+        /// `teacher:courses:{id}`
+        teacher_courses => "teacher:courses:";
+        /// `student:profile:{id}`
+        student_profile => "student:profile:";
+        /// `student:enrollments:{id}`
+        student_enrollments => "student:enrollments:";
+        /// `teacher:profile:{id}`
+        teacher_profile => "teacher:profile:";
+    }
+
+    /// `dashboard:admin`
+    pub fn admin_dashboard() -> String {
+        "dashboard:admin".into()
+    }
+    /// `courses:active`
+    pub fn active_courses() -> String {
+        "courses:active".into()
+    }
+    /// `stats:platform`
+    pub fn platform_stats() -> String {
+        "stats:platform".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_reserved_characters() {
+        assert_eq!(escape("plain-text_1.2"), "plain-text_1.2");
+        assert_eq!(escape(":*?[]\\{}%"), "%3A%2A%3F%5B%5D%5C%7B%7D%25");
+        assert_eq!(escape("a b\nc\td"), "a%20b%0Ac%09d");
+        assert_eq!(escape("\u{a0}é"), "%C2%A0é");
+        assert_eq!(escape(&-5i64), "-5");
+    }
+
+    #[test]
+    fn escaping_is_injective_on_samples() {
+        let samples = ["a:b", "a%3Ab", "a", "a:", "%", "%25", "*", "", " "];
+        let set: std::collections::HashSet<_> = samples.iter().map(|s| escape(*s)).collect();
+        assert_eq!(set.len(), samples.len());
+    }
+
+    #[test]
+    fn glob_matches_like_redis() {
+        let m = |p: &str, t: &str| glob_match(p.as_bytes(), t.as_bytes());
+        assert!(m("*", ""));
+        assert!(m("course:*", "course:1"));
+        assert!(!m("course:*", "courses:1"));
+        assert!(m("c?urse", "course"));
+        assert!(m("h[ae]llo", "hallo"));
+        assert!(!m("h[^e]llo", "hello"));
+        assert!(m("h[a-c]llo", "hbllo"));
+        assert!(m("a\\*b", "a*b"));
+        assert!(!m("a\\*b", "axb"));
+        assert!(m("*:1*", "x:y:1z"));
+        assert!(!m("a*b", "acbd"));
+        assert!(m("a*b*c", "aXbYbZc"));
+    }
+
+    #[test]
+    fn namespace_rules() {
+        assert!(validate_namespace("app-1.v2_x").is_ok());
+        for bad in ["", "a:b", "a*", "a b", "x{y}"] {
+            assert!(validate_namespace(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Counters: atomics inside, a plain snapshot outside.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) loads: AtomicU64,
+    pub(crate) load_errors: AtomicU64,
+    pub(crate) backend_errors: AtomicU64,
+    pub(crate) decode_errors: AtomicU64,
+    pub(crate) coalesced_waits: AtomicU64,
+    pub(crate) bypassed: AtomicU64,
+    pub(crate) oversized: AtomicU64,
+    pub(crate) encode_errors: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> FunctionStats {
+        FunctionStats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            loads: self.loads.load(Relaxed),
+            load_errors: self.load_errors.load(Relaxed),
+            backend_errors: self.backend_errors.load(Relaxed),
+            decode_errors: self.decode_errors.load(Relaxed),
+            coalesced_waits: self.coalesced_waits.load(Relaxed),
+            bypassed: self.bypassed.load(Relaxed),
+            oversized: self.oversized.load(Relaxed),
+            encode_errors: self.encode_errors.load(Relaxed),
+        }
+    }
+}
+
+/// Which counters one event touches: the cache's total, and the named
+/// function's own when the policy has a name.
+pub(crate) struct Scope<'a> {
+    pub(crate) total: &'a Counters,
+    pub(crate) function: Option<Arc<Counters>>,
+}
+
+impl Scope<'_> {
+    pub(crate) fn add(&self, pick: impl Fn(&Counters) -> &AtomicU64) {
+        pick(self.total).fetch_add(1, Relaxed);
+        if let Some(f) = &self.function {
+            pick(f).fetch_add(1, Relaxed);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct StatsInner {
+    pub(crate) total: Counters,
+    pub(crate) breaker_opened: AtomicU64,
+    pub(crate) breaker_closed: AtomicU64,
+    functions: RwLock<HashMap<&'static str, Arc<Counters>>>,
+}
+
+impl StatsInner {
+    pub(crate) fn scope(&self, name: Option<&'static str>) -> Scope<'_> {
+        let function = name.map(|n| {
+            if let Some(c) = self
+                .functions
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(n)
+            {
+                return c.clone();
+            }
+            self.functions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(n)
+                .or_default()
+                .clone()
+        });
+        Scope {
+            total: &self.total,
+            function,
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let t = self.total.snapshot();
+        let per_function = self
+            .functions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.snapshot()))
+            .collect();
+        Stats {
+            total: t,
+            breaker_opened: self.breaker_opened.load(Relaxed),
+            breaker_closed: self.breaker_closed.load(Relaxed),
+            per_function,
+        }
+    }
+}
+
+/// Counters of one cached function (or of the whole cache).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FunctionStats {
+    /// Reads answered from the cache.
+    pub hits: u64,
+    /// Reads that found nothing usable (absent, expired, undecodable, or the
+    /// backend failed).
+    pub misses: u64,
+    /// Loader runs.
+    pub loads: u64,
+    /// Loader runs that returned `Err`.
+    pub load_errors: u64,
+    /// Backend calls that failed or timed out.
+    pub backend_errors: u64,
+    /// Stored values that did not decode as the requested type.
+    pub decode_errors: u64,
+    /// Callers that waited for another caller's load instead of loading.
+    pub coalesced_waits: u64,
+    /// Calls that skipped the backend because the circuit was open.
+    pub bypassed: u64,
+    /// Values not stored because they exceeded the size limit.
+    pub oversized: u64,
+    /// Values not stored because they failed to serialize.
+    pub encode_errors: u64,
+}
+
+impl FunctionStats {
+    /// `hits / (hits + misses)`, or 0 when nothing was read.
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hits + self.misses;
+        if reads == 0 {
+            0.0
+        } else {
+            self.hits as f64 / reads as f64
+        }
+    }
+}
+
+/// A snapshot of a cache's counters.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let cache = cache_runtime::Cache::memory();
+/// let _ = cache.get_or_load("k", cache_runtime::Ttl::SHORT, || async { Ok::<_, ()>(1) }).await;
+/// let _ = cache.get_or_load("k", cache_runtime::Ttl::SHORT, || async { Ok::<_, ()>(1) }).await;
+/// let stats = cache.stats();
+/// assert_eq!((stats.total.hits, stats.total.misses), (1, 1));
+/// assert_eq!(stats.hit_rate(), 0.5);
+/// # }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Every call of this cache.
+    pub total: FunctionStats,
+    /// Times the circuit breaker opened.
+    pub breaker_opened: u64,
+    /// Times it closed again after a successful probe.
+    pub breaker_closed: u64,
+    /// Per named function (`Policy::name`, set by `#[cached]`).
+    pub per_function: BTreeMap<String, FunctionStats>,
+}
+
+impl Stats {
+    /// The total hit rate.
+    pub fn hit_rate(&self) -> f64 {
+        self.total.hit_rate()
+    }
+}
