@@ -140,13 +140,7 @@ impl moka::Expiry<String, MemEntry> for MemExpiry {
     fn expire_after_create(&self, _: &String, v: &MemEntry, now: Instant) -> Option<Duration> {
         v.expires_at.map(|t| t.saturating_duration_since(now))
     }
-    fn expire_after_update(
-        &self,
-        _: &String,
-        v: &MemEntry,
-        now: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
+    fn expire_after_update(&self, _: &String, v: &MemEntry, now: Instant, _: Option<Duration>) -> Option<Duration> {
         v.expires_at.map(|t| t.saturating_duration_since(now))
     }
 }
@@ -160,9 +154,7 @@ impl MemoryBackend {
     pub(crate) fn new(capacity_bytes: u64) -> Self {
         let cache = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|k: &String, v: &MemEntry| {
-                (k.len() + v.bytes.len() + 32).min(u32::MAX as usize) as u32
-            })
+            .weigher(|k: &String, v: &MemEntry| (k.len() + v.bytes.len() + 32).min(u32::MAX as usize) as u32)
             .expire_after(MemExpiry)
             .build();
         MemoryBackend { cache }
@@ -170,11 +162,7 @@ impl MemoryBackend {
 
     fn live(&self, key: &str) -> Option<MemEntry> {
         let e = self.cache.get(key)?;
-        if e.live(Instant::now()) {
-            Some(e)
-        } else {
-            None
-        }
+        if e.live(Instant::now()) { Some(e) } else { None }
     }
 
     fn get(&self, key: &str) -> BResult<Option<Raw>> {
@@ -203,9 +191,7 @@ impl MemoryBackend {
         let matching: Vec<Arc<String>> = self
             .cache
             .iter()
-            .filter(|(k, e)| {
-                e.live(now) && crate::keys::glob_match(pattern.as_bytes(), k.as_bytes())
-            })
+            .filter(|(k, e)| e.live(now) && crate::keys::glob_match(pattern.as_bytes(), k.as_bytes()))
             .map(|(k, _)| k)
             .collect();
         let removed = matching
@@ -222,12 +208,9 @@ impl MemoryBackend {
     fn ttl(&self, key: &str) -> BResult<KeyTtl> {
         Ok(match self.live(key) {
             None => KeyTtl::Missing,
+            Some(MemEntry { expires_at: None, .. }) => KeyTtl::NoExpiry,
             Some(MemEntry {
-                expires_at: None, ..
-            }) => KeyTtl::NoExpiry,
-            Some(MemEntry {
-                expires_at: Some(t),
-                ..
+                expires_at: Some(t), ..
             }) => KeyTtl::ExpiresIn(t.saturating_duration_since(Instant::now())),
         })
     }
@@ -235,30 +218,25 @@ impl MemoryBackend {
     fn incr_by(&self, key: &str, by: i64) -> BResult<i64> {
         let mut result = Err(BackendError::NotAnInteger);
         let now = Instant::now();
-        self.cache
-            .entry(key.to_owned())
-            .and_compute_with(|current| {
-                let (old, expires_at) =
-                    match current.map(|e| e.into_value()).filter(|e| e.live(now)) {
-                        None => (Some(0), None),
-                        Some(e) => (
-                            std::str::from_utf8(&e.bytes)
-                                .ok()
-                                .and_then(|s| s.parse::<i64>().ok()),
-                            e.expires_at,
-                        ),
-                    };
-                match old.and_then(|n| n.checked_add(by)) {
-                    Some(n) => {
-                        result = Ok(n);
-                        Op::Put(MemEntry {
-                            bytes: n.to_string().into_bytes().into(),
-                            expires_at,
-                        })
-                    }
-                    None => Op::Nop,
+        self.cache.entry(key.to_owned()).and_compute_with(|current| {
+            let (old, expires_at) = match current.map(|e| e.into_value()).filter(|e| e.live(now)) {
+                None => (Some(0), None),
+                Some(e) => (
+                    std::str::from_utf8(&e.bytes).ok().and_then(|s| s.parse::<i64>().ok()),
+                    e.expires_at,
+                ),
+            };
+            match old.and_then(|n| n.checked_add(by)) {
+                Some(n) => {
+                    result = Ok(n);
+                    Op::Put(MemEntry {
+                        bytes: n.to_string().into_bytes().into(),
+                        expires_at,
+                    })
                 }
-            });
+                None => Op::Nop,
+            }
+        });
         result
     }
 
@@ -313,10 +291,7 @@ impl RedisBackend {
     }
 
     async fn get(&self, key: &str) -> BResult<Option<Raw>> {
-        let v: Option<Vec<u8>> = redis::cmd("GET")
-            .arg(key)
-            .query_async(&mut self.conn())
-            .await?;
+        let v: Option<Vec<u8>> = redis::cmd("GET").arg(key).query_async(&mut self.conn()).await?;
         Ok(v.map(Raw::Owned))
     }
 
@@ -335,10 +310,7 @@ impl RedisBackend {
         if keys.is_empty() {
             return Ok(0);
         }
-        Ok(redis::cmd("UNLINK")
-            .arg(keys)
-            .query_async(&mut self.conn())
-            .await?)
+        Ok(redis::cmd("UNLINK").arg(keys).query_async(&mut self.conn()).await?)
     }
 
     async fn del_pattern(&self, pattern: &str, batch: usize) -> BResult<u64> {
@@ -355,10 +327,7 @@ impl RedisBackend {
                 .query_async(&mut conn)
                 .await?;
             if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK")
-                    .arg(&keys)
-                    .query_async(&mut conn)
-                    .await?;
+                let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
                 removed += n;
             }
             if next == 0 {
@@ -377,10 +346,7 @@ impl RedisBackend {
     }
 
     async fn ttl(&self, key: &str) -> BResult<KeyTtl> {
-        let ms: i64 = redis::cmd("PTTL")
-            .arg(key)
-            .query_async(&mut self.conn())
-            .await?;
+        let ms: i64 = redis::cmd("PTTL").arg(key).query_async(&mut self.conn()).await?;
         Ok(match ms {
             -2 => KeyTtl::Missing,
             -1 => KeyTtl::NoExpiry,
@@ -396,9 +362,7 @@ impl RedisBackend {
             .await
         {
             Ok(n) => Ok(n),
-            Err(e)
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
-            {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
                 Err(BackendError::NotAnInteger)
             }
             Err(e) => Err(e.into()),
@@ -421,12 +385,7 @@ pub(crate) fn redact(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
                 None => url.to_owned(),
             }
         }

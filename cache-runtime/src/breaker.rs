@@ -49,9 +49,7 @@ impl Breaker {
         if self.now_ms() < until {
             return false;
         }
-        self.probing
-            .compare_exchange(false, true, AcqRel, Acquire)
-            .is_ok()
+        self.probing.compare_exchange(false, true, AcqRel, Acquire).is_ok()
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -81,12 +79,7 @@ impl Breaker {
         if n >= self.threshold
             && self
                 .open_until
-                .compare_exchange(
-                    0,
-                    self.now_ms() + self.cooldown.as_millis() as u64,
-                    AcqRel,
-                    Acquire,
-                )
+                .compare_exchange(0, self.now_ms() + self.cooldown.as_millis() as u64, AcqRel, Acquire)
                 .is_ok()
         {
             return Change::Opened;

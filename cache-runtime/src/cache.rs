@@ -196,18 +196,16 @@ impl CacheBuilder {
             )));
         }
         if self.op_timeout.is_zero() {
-            return Err(CacheError::Config(
-                "operation_timeout must be positive".into(),
-            ));
+            return Err(CacheError::Config("operation_timeout must be positive".into()));
         }
         let backend = match &self.backend {
             BackendChoice::Memory => Backend::Memory(MemoryBackend::new(self.memory_capacity)),
             BackendChoice::Redis(url) => {
-                Backend::Redis(RedisBackend::new(url, self.op_timeout).map_err(|e| {
-                    CacheError::InvalidUrl {
+                Backend::Redis(
+                    RedisBackend::new(url, self.op_timeout).map_err(|e| CacheError::InvalidUrl {
                         reason: format!("{}: {e}", crate::backend::redact(url)),
-                    }
-                })?)
+                    })?,
+                )
             }
         };
         Ok(Cache {
@@ -229,8 +227,7 @@ impl CacheBuilder {
     fn build_memory(self) -> Cache {
         // The memory backend has no fallible settings beyond the namespace,
         // which is the default here.
-        futures_lite_block_on(self.build())
-            .unwrap_or_else(|e| unreachable!("default memory cache: {e}"))
+        futures_lite_block_on(self.build()).unwrap_or_else(|e| unreachable!("default memory cache: {e}"))
     }
 }
 
@@ -324,9 +321,7 @@ impl Cache {
             return fut.await.map_err(|e| map_err(key, e));
         }
         if !inner.breaker.allow() {
-            return Err(CacheError::Unavailable {
-                key: key.to_owned(),
-            });
+            return Err(CacheError::Unavailable { key: key.to_owned() });
         }
         match tokio::time::timeout(inner.op_timeout, fut).await {
             Ok(Ok(v)) => {
@@ -367,14 +362,10 @@ impl Cache {
     }
 
     fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>, CacheError> {
-        let bytes = self
-            .inner
-            .codec
-            .encode(value)
-            .map_err(|reason| CacheError::Encode {
-                key: key.to_owned(),
-                reason,
-            })?;
+        let bytes = self.inner.codec.encode(value).map_err(|reason| CacheError::Encode {
+            key: key.to_owned(),
+            reason,
+        })?;
         if bytes.len() > self.inner.max_value_bytes {
             return Err(CacheError::TooLarge {
                 key: key.to_owned(),
@@ -394,14 +385,10 @@ impl Cache {
         let full = self.full_key(key);
         let raw = self.call(key, self.inner.backend.get(&full)).await;
         let result = match raw {
-            Ok(Some(raw)) => {
-                codec::decode::<T>(&raw)
-                    .map(Some)
-                    .map_err(|reason| CacheError::Decode {
-                        key: key.to_owned(),
-                        reason,
-                    })
-            }
+            Ok(Some(raw)) => codec::decode::<T>(&raw).map(Some).map_err(|reason| CacheError::Decode {
+                key: key.to_owned(),
+                reason,
+            }),
             Ok(None) => Ok(None),
             Err(e) => Err(e),
         };
@@ -415,18 +402,11 @@ impl Cache {
     }
 
     /// Stores a value for exactly `ttl`.
-    pub async fn set<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        value: &T,
-        ttl: Duration,
-    ) -> Result<(), CacheError> {
+    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<(), CacheError> {
         let start = Instant::now();
         let bytes = self.encode(key, value)?;
         let full = self.full_key(key);
-        let r = self
-            .call(key, self.inner.backend.set(&full, bytes, ttl))
-            .await;
+        let r = self.call(key, self.inner.backend.set(&full, bytes, ttl)).await;
         trace_op("SET", key, if r.is_ok() { "ok" } else { "error" }, start);
         r
     }
@@ -454,11 +434,8 @@ impl Cache {
         // per-call timeout bounds each batch, not the walk.
         let r = match &self.inner.backend {
             Backend::Memory(_) => {
-                self.call(
-                    pattern,
-                    self.inner.backend.del_pattern(&full, self.inner.scan_batch),
-                )
-                .await
+                self.call(pattern, self.inner.backend.del_pattern(&full, self.inner.scan_batch))
+                    .await
             }
             Backend::Redis(_) => {
                 if !self.inner.breaker.allow() {
@@ -466,11 +443,7 @@ impl Cache {
                         key: pattern.to_owned(),
                     })
                 } else {
-                    let r = self
-                        .inner
-                        .backend
-                        .del_pattern(&full, self.inner.scan_batch)
-                        .await;
+                    let r = self.inner.backend.del_pattern(&full, self.inner.scan_batch).await;
                     match r {
                         Ok(n) => {
                             self.breaker_change(self.inner.breaker.on_success());
@@ -486,25 +459,18 @@ impl Cache {
                 }
             }
         };
-        trace_op(
-            "DEL_PATTERN",
-            pattern,
-            if r.is_ok() { "ok" } else { "error" },
-            start,
-        );
+        trace_op("DEL_PATTERN", pattern, if r.is_ok() { "ok" } else { "error" }, start);
         r
     }
 
     /// Whether the key exists.
     pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
-        self.call(key, self.inner.backend.exists(&self.full_key(key)))
-            .await
+        self.call(key, self.inner.backend.exists(&self.full_key(key))).await
     }
 
     /// Remaining lifetime of the key.
     pub async fn ttl(&self, key: &str) -> Result<KeyTtl, CacheError> {
-        self.call(key, self.inner.backend.ttl(&self.full_key(key)))
-            .await
+        self.call(key, self.inner.backend.ttl(&self.full_key(key))).await
     }
 
     /// Adds one to an integer counter (created at 0), keeping its TTL.
@@ -552,12 +518,7 @@ impl Cache {
     /// assert_eq!(title.as_deref(), Ok("intro to rust"));
     /// # }
     /// ```
-    pub async fn get_or_load<T, E, F, Fut>(
-        &self,
-        key: &str,
-        policy: impl Into<Policy>,
-        loader: F,
-    ) -> Result<T, E>
+    pub async fn get_or_load<T, E, F, Fut>(&self, key: &str, policy: impl Into<Policy>, loader: F) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
@@ -584,20 +545,20 @@ impl Cache {
     {
         let policy = policy.into();
         let (ttl, negative) = (policy.ttl, policy.negative_ttl);
-        self.load_through(key, &policy, loader, |v: &Option<T>| {
-            if v.is_some() { Some(ttl) } else { negative }
-        })
+        self.load_through(
+            key,
+            &policy,
+            loader,
+            |v: &Option<T>| {
+                if v.is_some() { Some(ttl) } else { negative }
+            },
+        )
         .await
     }
 
     /// Write-through: runs `loader` always and stores its `Ok` value
     /// (Spring's `@CachePut`). Store failures are logged, never returned.
-    pub async fn put_with<T, E, F, Fut>(
-        &self,
-        key: &str,
-        policy: impl Into<Policy>,
-        loader: F,
-    ) -> Result<T, E>
+    pub async fn put_with<T, E, F, Fut>(&self, key: &str, policy: impl Into<Policy>, loader: F) -> Result<T, E>
     where
         T: Serialize,
         F: FnOnce() -> Fut,
@@ -606,9 +567,7 @@ impl Cache {
         let policy = policy.into();
         let scope = self.inner.stats.scope(policy.name);
         scope.add(|c| &c.loads);
-        let value = loader()
-            .await
-            .inspect_err(|_| scope.add(|c| &c.load_errors))?;
+        let value = loader().await.inspect_err(|_| scope.add(|c| &c.load_errors))?;
         let full = self.full_key(key);
         if let Some(bytes) = self.encode_for_store(key, &value, &scope) {
             self.store(key, &full, bytes, policy.ttl, &scope).await;
@@ -667,9 +626,7 @@ impl Cache {
                             Ok(v) => return Ok(v),
                             // Another type under the same key: load our own.
                             Err(_) => {
-                                let load = loader
-                                    .take()
-                                    .unwrap_or_else(|| unreachable!("loader taken twice"));
+                                let load = loader.take().unwrap_or_else(|| unreachable!("loader taken twice"));
                                 scope.add(|c| &c.loads);
                                 return load().await.inspect_err(|_| scope.add(|c| &c.load_errors));
                             }
@@ -678,9 +635,7 @@ impl Cache {
                     // Leader failed or was cancelled: go round again.
                 }
                 Role::Leader(leader) => {
-                    let load = loader
-                        .take()
-                        .unwrap_or_else(|| unreachable!("loader taken twice"));
+                    let load = loader.take().unwrap_or_else(|| unreachable!("loader taken twice"));
                     scope.add(|c| &c.loads);
                     let load_start = Instant::now();
                     let value = match load().await {
@@ -712,12 +667,7 @@ impl Cache {
         }
     }
 
-    fn encode_for_store<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        scope: &Scope<'_>,
-    ) -> Option<Vec<u8>> {
+    fn encode_for_store<T: Serialize>(&self, key: &str, value: &T, scope: &Scope<'_>) -> Option<Vec<u8>> {
         match self.encode(key, value) {
             Ok(b) => Some(b),
             Err(e) => {
@@ -733,10 +683,7 @@ impl Cache {
 
     async fn store(&self, key: &str, full: &str, bytes: Vec<u8>, ttl: Duration, scope: &Scope<'_>) {
         let start = Instant::now();
-        match self
-            .call(key, self.inner.backend.set(full, bytes, ttl))
-            .await
-        {
+        match self.call(key, self.inner.backend.set(full, bytes, ttl)).await {
             Ok(()) => trace_op("SET", key, "ok", start),
             Err(CacheError::Unavailable { .. }) => trace_op("SET", key, "bypass", start),
             Err(e) => {
@@ -753,9 +700,7 @@ fn map_err(key: &str, e: BackendError) -> CacheError {
             key: key.to_owned(),
             source,
         },
-        BackendError::NotAnInteger => CacheError::NotAnInteger {
-            key: key.to_owned(),
-        },
+        BackendError::NotAnInteger => CacheError::NotAnInteger { key: key.to_owned() },
     }
 }
 

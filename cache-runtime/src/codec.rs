@@ -73,9 +73,7 @@ impl Codec {
         match self {
             Codec::Json => serde_json::to_writer(&mut out, value).map_err(|e| e.to_string())?,
             #[cfg(feature = "msgpack")]
-            Codec::MessagePack => {
-                rmp_serde::encode::write_named(&mut out, value).map_err(|e| e.to_string())?
-            }
+            Codec::MessagePack => rmp_serde::encode::write_named(&mut out, value).map_err(|e| e.to_string())?,
         }
         Ok(out)
     }
@@ -99,10 +97,7 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let mut fp = [0u8; 8];
     fp.copy_from_slice(&bytes[3..HEADER_LEN]);
     if u64::from_le_bytes(fp) != fingerprint::<T>() {
-        return Err(format!(
-            "stored value is not a {}",
-            std::any::type_name::<T>()
-        ));
+        return Err(format!("stored value is not a {}", std::any::type_name::<T>()));
     }
     let payload = &bytes[HEADER_LEN..];
     match codec {

@@ -104,9 +104,7 @@ impl CacheError {
     pub fn is_backend(&self) -> bool {
         matches!(
             self,
-            CacheError::Backend { .. }
-                | CacheError::Timeout { .. }
-                | CacheError::Unavailable { .. }
+            CacheError::Backend { .. } | CacheError::Timeout { .. } | CacheError::Unavailable { .. }
         )
     }
 }

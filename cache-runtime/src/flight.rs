@@ -78,10 +78,7 @@ impl Leader<'_> {
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         let mut map = self.flights.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map
-            .get(&self.key)
-            .is_some_and(|rx| self.rx.same_channel(rx))
-        {
+        if map.get(&self.key).is_some_and(|rx| self.rx.same_channel(rx)) {
             map.remove(&self.key);
         }
     }
@@ -89,11 +86,7 @@ impl Drop for Leader<'_> {
 
 /// Waits for the leader. `None` when the leader failed or went away: retry.
 pub(crate) async fn wait(mut rx: watch::Receiver<Outcome>) -> Option<Arc<[u8]>> {
-    let outcome = rx
-        .wait_for(|o| !matches!(o, Outcome::Pending))
-        .await
-        .ok()?
-        .clone();
+    let outcome = rx.wait_for(|o| !matches!(o, Outcome::Pending)).await.ok()?.clone();
     match outcome {
         Outcome::Value(v) => Some(v),
         _ => None,
@@ -124,13 +117,9 @@ mod tests {
     #[tokio::test]
     async fn published_value_reaches_late_joiners() {
         let f = Flights::default();
-        let Role::Leader(leader) = f.join("k") else {
-            panic!()
-        };
+        let Role::Leader(leader) = f.join("k") else { panic!() };
         leader.publish(Outcome::Value(Arc::from(&b"v"[..])));
-        let Role::Waiter(rx) = f.join("k") else {
-            panic!()
-        };
+        let Role::Waiter(rx) = f.join("k") else { panic!() };
         assert_eq!(&*wait(rx).await.unwrap(), b"v");
     }
 }

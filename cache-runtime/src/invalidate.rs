@@ -38,17 +38,12 @@ impl Invalidator {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let keys: Vec<String> = keys
-            .into_iter()
-            .map(|k| self.cache.full_key(k.as_ref()))
-            .collect();
+        let keys: Vec<String> = keys.into_iter().map(|k| self.cache.full_key(k.as_ref())).collect();
         let label = keys
             .first()
             .map(|k| k[self.cache.namespace().len() + 1..].to_owned())
             .unwrap_or_default();
-        self.cache
-            .call(&label, self.cache.inner.backend.del(&keys))
-            .await
+        self.cache.call(&label, self.cache.inner.backend.del(&keys)).await
     }
 
     /// Drops every key of the namespace matching a Redis glob, with `SCAN` +

@@ -20,9 +20,7 @@ use std::fmt::{self, Display, Write as _};
 
 /// True for characters that are percent-encoded in interpolated values.
 fn needs_escape(c: char) -> bool {
-    matches!(c, ':' | '*' | '?' | '[' | ']' | '\\' | '{' | '}' | '%')
-        || c.is_whitespace()
-        || c.is_control()
+    matches!(c, ':' | '*' | '?' | '[' | ']' | '\\' | '{' | '}' | '%') || c.is_whitespace() || c.is_control()
 }
 
 /// Writes `s` into `out` with every reserved character percent-encoded.

@@ -62,12 +62,7 @@ pub(crate) struct StatsInner {
 impl StatsInner {
     pub(crate) fn scope(&self, name: Option<&'static str>) -> Scope<'_> {
         let function = name.map(|n| {
-            if let Some(c) = self
-                .functions
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(n)
-            {
+            if let Some(c) = self.functions.read().unwrap_or_else(|p| p.into_inner()).get(n) {
                 return c.clone();
             }
             self.functions

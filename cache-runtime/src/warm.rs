@@ -118,12 +118,11 @@ impl<'a> Warmer<'a> {
         let total = self.jobs.len();
         let mut report = WarmReport::default();
         let mut done = 0;
-        let mut results =
-            futures_util::stream::iter(self.jobs.into_iter().map(|(name, job)| async move {
-                let r = job.await;
-                (name, r)
-            }))
-            .buffer_unordered(self.concurrency);
+        let mut results = futures_util::stream::iter(self.jobs.into_iter().map(|(name, job)| async move {
+            let r = job.await;
+            (name, r)
+        }))
+        .buffer_unordered(self.concurrency);
         while let Some((name, r)) = results.next().await {
             done += 1;
             if let Some(p) = self.progress.as_mut() {

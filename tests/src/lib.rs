@@ -34,14 +34,9 @@ impl RedisServer {
     /// Starts a server on a free port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
         let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("cache-tests-redis-{}-{port}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("cache-tests-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir for redis-server");
-        let mut s = RedisServer {
-            port,
-            dir,
-            child: None,
-        };
+        let mut s = RedisServer { port, dir, child: None };
         s.spawn();
         s
     }
@@ -121,10 +116,8 @@ impl RedisServer {
 
     /// Sends `PING` over a fresh connection; true on `+PONG`.
     pub fn ping(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect_timeout(
-            &([127, 0, 0, 1], self.port).into(),
-            Duration::from_millis(200),
-        ) else {
+        let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_millis(200))
+        else {
             return false;
         };
         let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
@@ -206,11 +199,7 @@ pub fn shared_redis() -> &'static RedisServer {
 pub fn unique_namespace(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}{}x{}",
-        N.fetch_add(1, Ordering::Relaxed),
-        std::process::id()
-    )
+    format!("{prefix}{}x{}", N.fetch_add(1, Ordering::Relaxed), std::process::id())
 }
 
 /// Which backend a conformance test runs against.
@@ -227,10 +216,6 @@ pub async fn cache_for(backend: Backend) -> cache_runtime::Cache {
     let b = cache_runtime::Cache::builder().namespace(&unique_namespace("t"));
     match backend {
         Backend::Memory => b.memory().build().await.expect("memory cache"),
-        Backend::Redis => b
-            .redis(&shared_redis().url())
-            .build()
-            .await
-            .expect("redis cache"),
+        Backend::Redis => b.redis(&shared_redis().url()).build().await.expect("redis cache"),
     }
 }
