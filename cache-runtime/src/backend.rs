@@ -118,6 +118,42 @@ impl Backend {
     pub(crate) async fn expire(&self, key: &str, ttl: Duration) -> BResult<bool> {
         dispatch!(self.expire(key, ttl))
     }
+    /// Reads an entry and the current versions of tags, in one round trip.
+    /// A tag that was never invalidated has version 0.
+    pub(crate) async fn get_with_tags(&self, key: &str, tag_keys: &[String]) -> BResult<(Option<Raw>, Vec<u64>)> {
+        dispatch!(self.get_with_tags(key, tag_keys))
+    }
+    /// Current versions of tags.
+    pub(crate) async fn tag_versions(&self, tag_keys: &[String]) -> BResult<Vec<u64>> {
+        dispatch!(self.tag_versions(tag_keys))
+    }
+    /// Gives each tag a fresh random version, in one round trip: every entry
+    /// stored under an older version is stale from now on.
+    pub(crate) async fn bump_tags(&self, tag_keys: &[String]) -> BResult<()> {
+        dispatch!(self.bump_tags(tag_keys))
+    }
+    /// Removes every key starting with `prefix` (the namespace), internal
+    /// keys included.
+    pub(crate) async fn clear_prefix(&self, prefix: &str, batch: usize) -> BResult<u64> {
+        dispatch!(self.clear_prefix(prefix, batch))
+    }
+}
+
+/// A fresh tag version: random, never 0 (0 means "never invalidated").
+fn new_version() -> u64 {
+    crate::ttl::random_u64().max(1)
+}
+
+/// Keys of this prefix are the cache's own bookkeeping (tag versions), not
+/// entries: patterns never touch them.
+pub(crate) const INTERNAL_MARK: &str = "__";
+
+fn is_internal(full_key: &str, pattern: &str) -> bool {
+    // `{ns}:__...`: the namespace is the pattern's part before its first ':'.
+    match (full_key.split_once(':'), pattern.split_once(':')) {
+        (Some((ns, rest)), Some((pns, _))) => ns == pns && rest.starts_with(INTERNAL_MARK),
+        _ => false,
+    }
 }
 
 // ---------------------------------------------------------------- memory
@@ -148,6 +184,9 @@ impl moka::Expiry<String, MemEntry> for MemExpiry {
 /// In-process storage on moka, bounded by the total size of keys and values.
 pub(crate) struct MemoryBackend {
     cache: moka::sync::Cache<String, MemEntry>,
+    /// Tag versions live apart from entries so that eviction never resets
+    /// one (which could revive a stale entry).
+    tags: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl MemoryBackend {
@@ -157,7 +196,7 @@ impl MemoryBackend {
             .weigher(|k: &String, v: &MemEntry| (k.len() + v.bytes.len() + 32).min(u32::MAX as usize) as u32)
             .expire_after(MemExpiry)
             .build();
-        MemoryBackend { cache }
+        MemoryBackend { cache, tags: Default::default() }
     }
 
     fn live(&self, key: &str) -> Option<MemEntry> {
@@ -191,7 +230,9 @@ impl MemoryBackend {
         let matching: Vec<Arc<String>> = self
             .cache
             .iter()
-            .filter(|(k, e)| e.live(now) && crate::keys::glob_match(pattern.as_bytes(), k.as_bytes()))
+            .filter(|(k, e)| {
+                e.live(now) && !is_internal(k, pattern) && crate::keys::glob_match(pattern.as_bytes(), k.as_bytes())
+            })
             .map(|(k, _)| k)
             .collect();
         let removed = matching
@@ -240,6 +281,46 @@ impl MemoryBackend {
         result
     }
 
+    fn tag_versions(&self, tag_keys: &[String]) -> BResult<Vec<u64>> {
+        let tags = self.tags.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(tag_keys.iter().map(|k| tags.get(k).copied().unwrap_or(0)).collect())
+    }
+
+    fn get_with_tags(&self, key: &str, tag_keys: &[String]) -> BResult<(Option<Raw>, Vec<u64>)> {
+        // Versions first: a value read after them is at least as new.
+        let versions = self.tag_versions(tag_keys)?;
+        Ok((self.get(key)?, versions))
+    }
+
+    fn bump_tags(&self, tag_keys: &[String]) -> BResult<()> {
+        let mut tags = self.tags.lock().unwrap_or_else(|p| p.into_inner());
+        for k in tag_keys {
+            tags.insert(k.clone(), new_version());
+        }
+        Ok(())
+    }
+
+    fn clear_prefix(&self, prefix: &str, _batch: usize) -> BResult<u64> {
+        let now = Instant::now();
+        let matching: Vec<(Arc<String>, bool)> =
+            self.cache.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, e)| (k, e.live(now))).collect();
+        let mut removed = 0;
+        for (k, live) in matching {
+            if self.cache.remove(k.as_str()).is_some() && live && !k[prefix.len()..].starts_with(INTERNAL_MARK) {
+                removed += 1;
+            }
+        }
+        // Tag versions are bumped, not dropped: an entry stored concurrently
+        // under an old version must stay stale.
+        let mut tags = self.tags.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, v) in tags.iter_mut() {
+            if k.starts_with(prefix) {
+                *v = new_version();
+            }
+        }
+        Ok(removed)
+    }
+
     fn expire(&self, key: &str, ttl: Duration) -> BResult<bool> {
         let now = Instant::now();
         let mut found = false;
@@ -270,10 +351,13 @@ pub(crate) struct RedisBackend {
 }
 
 impl RedisBackend {
-    pub(crate) fn new(url: &str, connect_timeout: Duration) -> Result<Self, redis::RedisError> {
+    pub(crate) fn new(url: &str, op_timeout: Duration) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(connect_timeout))
+            .set_connection_timeout(Some(op_timeout))
+            // Bounds each round trip, including those of SCAN walks that the
+            // cache does not wrap in its own per-call timeout.
+            .set_response_timeout(Some(op_timeout))
             // The cache applies its own per-operation timeout and circuit
             // breaker; the manager only needs to reconnect, not to retry hard.
             .set_number_of_retries(1)
@@ -326,6 +410,7 @@ impl RedisBackend {
                 .arg(batch)
                 .query_async(&mut conn)
                 .await?;
+            let keys: Vec<String> = keys.into_iter().filter(|k| !is_internal(k, pattern)).collect();
             if !keys.is_empty() {
                 let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
                 removed += n;
@@ -369,6 +454,71 @@ impl RedisBackend {
         }
     }
 
+    async fn get_with_tags(&self, key: &str, tag_keys: &[String]) -> BResult<(Option<Raw>, Vec<u64>)> {
+        if tag_keys.is_empty() {
+            return Ok((self.get(key).await?, Vec::new()));
+        }
+        let mut values: Vec<Option<Vec<u8>>> =
+            redis::cmd("MGET").arg(key).arg(tag_keys).query_async(&mut self.conn()).await?;
+        let versions = values.drain(1..).map(|v| parse_version(v.as_deref())).collect();
+        Ok((values.pop().flatten().map(Raw::Owned), versions))
+    }
+
+    async fn tag_versions(&self, tag_keys: &[String]) -> BResult<Vec<u64>> {
+        if tag_keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(tag_keys).query_async(&mut self.conn()).await?;
+        Ok(values.iter().map(|v| parse_version(v.as_deref())).collect())
+    }
+
+    async fn bump_tags(&self, tag_keys: &[String]) -> BResult<()> {
+        if tag_keys.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("MSET");
+        for k in tag_keys {
+            cmd.arg(k).arg(new_version());
+        }
+        cmd.query_async::<()>(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    async fn clear_prefix(&self, prefix: &str, batch: usize) -> BResult<u64> {
+        // Entries go; tag versions are bumped rather than dropped, so that an
+        // entry stored concurrently under an old version stays stale.
+        let mut pattern = String::with_capacity(prefix.len() + 1);
+        for c in prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('*');
+        let removed = self.del_pattern(&pattern, batch).await?;
+        let mut tag_pattern = pattern.clone();
+        tag_pattern.pop();
+        tag_pattern.push_str(INTERNAL_MARK);
+        tag_pattern.push_str("tag:*");
+        let mut conn = self.conn();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&tag_pattern)
+                .arg("COUNT")
+                .arg(batch)
+                .query_async(&mut conn)
+                .await?;
+            self.bump_tags(&keys).await?;
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
+    }
+
     async fn expire(&self, key: &str, ttl: Duration) -> BResult<bool> {
         Ok(redis::cmd("PEXPIRE")
             .arg(key)
@@ -377,6 +527,10 @@ impl RedisBackend {
             .await?
             == 1)
     }
+}
+
+fn parse_version(v: Option<&[u8]>) -> u64 {
+    v.and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// `redis://user:secret@host/0` → `redis://user:***@host/0`.

@@ -344,6 +344,32 @@ impl Cache {
         }
     }
 
+    /// Like [`call`](Self::call) without the timeout, for walks of the key
+    /// space (`SCAN` loops) that take many round trips; each round trip is
+    /// still bounded by the connection's response timeout (the same value).
+    pub(crate) async fn call_unbounded<R>(
+        &self,
+        key: &str,
+        fut: impl Future<Output = Result<R, BackendError>>,
+    ) -> Result<R, CacheError> {
+        let inner = &*self.inner;
+        if !matches!(inner.backend, Backend::Memory(_)) && !inner.breaker.allow() {
+            return Err(CacheError::Unavailable { key: key.to_owned() });
+        }
+        match fut.await {
+            Ok(v) => {
+                self.breaker_change(inner.breaker.on_success());
+                Ok(v)
+            }
+            Err(e) => {
+                if e.is_outage() {
+                    self.breaker_change(inner.breaker.on_failure());
+                }
+                Err(map_err(key, e))
+            }
+        }
+    }
+
     fn breaker_change(&self, change: Change) {
         use std::sync::atomic::Ordering::Relaxed;
         match change {
@@ -430,35 +456,7 @@ impl Cache {
     pub async fn del_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         let start = Instant::now();
         let full = self.full_key(pattern);
-        // A pattern walks the whole key space in many round trips: the
-        // per-call timeout bounds each batch, not the walk.
-        let r = match &self.inner.backend {
-            Backend::Memory(_) => {
-                self.call(pattern, self.inner.backend.del_pattern(&full, self.inner.scan_batch))
-                    .await
-            }
-            Backend::Redis(_) => {
-                if !self.inner.breaker.allow() {
-                    Err(CacheError::Unavailable {
-                        key: pattern.to_owned(),
-                    })
-                } else {
-                    let r = self.inner.backend.del_pattern(&full, self.inner.scan_batch).await;
-                    match r {
-                        Ok(n) => {
-                            self.breaker_change(self.inner.breaker.on_success());
-                            Ok(n)
-                        }
-                        Err(e) => {
-                            if e.is_outage() {
-                                self.breaker_change(self.inner.breaker.on_failure());
-                            }
-                            Err(map_err(pattern, e))
-                        }
-                    }
-                }
-            }
-        };
+        let r = self.call_unbounded(pattern, self.inner.backend.del_pattern(&full, self.inner.scan_batch)).await;
         trace_op("DEL_PATTERN", pattern, if r.is_ok() { "ok" } else { "error" }, start);
         r
     }
@@ -592,28 +590,18 @@ impl Cache {
         let start = Instant::now();
         let scope = self.inner.stats.scope(policy.name);
         let full = self.full_key(key);
+        let tag_keys: Vec<String> = policy.tags.iter().map(|t| self.tag_key(t)).collect();
         let mut loader = Some(loader);
         loop {
-            // 1. Read.
-            match self.call(key, self.inner.backend.get(&full)).await {
-                Ok(Some(raw)) => match codec::decode::<T>(&raw) {
-                    Ok(v) => {
-                        scope.add(|c| &c.hits);
-                        trace_op("GET", key, "hit", start);
-                        return Ok(v);
-                    }
-                    Err(reason) => {
-                        scope.add(|c| &c.decode_errors);
-                        tracing::debug!(target: "cache_runtime", key, %reason, "undecodable value: treated as a miss");
-                    }
-                },
-                Ok(None) => {}
-                Err(CacheError::Unavailable { .. }) => scope.add(|c| &c.bypassed),
-                Err(e) => {
-                    scope.add(|c| &c.backend_errors);
-                    tracing::debug!(target: "cache_runtime", key, error = %e, "cache read failed: treated as a miss");
+            // 1. Read the entry, and the versions of its tags, in one round trip.
+            let versions = match self.read::<T>(key, &full, &tag_keys, &scope).await {
+                Read::Hit(v) => {
+                    scope.add(|c| &c.hits);
+                    trace_op("GET", key, "hit", start);
+                    return Ok(v);
                 }
-            }
+                Read::Miss { versions } => versions,
+            };
             scope.add(|c| &c.misses);
             trace_op("GET", key, "miss", start);
 
@@ -654,9 +642,16 @@ impl Cache {
                             // until the store is done, so late arrivals join it
                             // instead of missing again.
                             leader.publish(Outcome::Value(bytes.clone()));
-                            if let Some(ttl) = ttl_for(&value) {
+                            // Stored under the tag versions read *before* the
+                            // load: a tag invalidated meanwhile makes it stale.
+                            let stored = match versions {
+                                _ if tag_keys.is_empty() => Some(bytes.to_vec()),
+                                Some(v) => Some(codec::with_tags(&tag_keys, &v, &bytes)),
+                                None => None, // versions unknown: storing could serve stale data
+                            };
+                            if let (Some(ttl), Some(stored)) = (ttl_for(&value), stored) {
                                 let ttl = crate::ttl::jittered(ttl, self.inner.jitter);
-                                self.store(key, &full, bytes.to_vec(), ttl, &scope).await;
+                                self.store(key, &full, stored, ttl, &scope).await;
                             }
                         }
                         None => leader.publish(Outcome::Failed),
@@ -665,6 +660,84 @@ impl Cache {
                 }
             }
         }
+    }
+
+    /// Reads and decodes an entry, checking its tags. Every failure is a miss.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        full: &str,
+        tag_keys: &[String],
+        scope: &Scope<'_>,
+    ) -> Read<T> {
+        let (raw, versions) = match self.call(key, self.inner.backend.get_with_tags(full, tag_keys)).await {
+            Ok((raw, versions)) => (raw, versions),
+            Err(CacheError::Unavailable { .. }) => {
+                scope.add(|c| &c.bypassed);
+                return Read::Miss { versions: None };
+            }
+            Err(e) => {
+                scope.add(|c| &c.backend_errors);
+                tracing::debug!(target: "cache_runtime", key, error = %e, "cache read failed: treated as a miss");
+                return Read::Miss { versions: None };
+            }
+        };
+        let Some(raw) = raw else {
+            return Read::Miss { versions: Some(versions) };
+        };
+        let decoded = match self.fresh_value(key, &raw, tag_keys, &versions).await {
+            Ok(Some(value)) => codec::decode::<T>(value),
+            Ok(None) => {
+                trace_op("GET", key, "stale", Instant::now());
+                return Read::Miss { versions: Some(versions) };
+            }
+            Err(reason) => Err(reason),
+        };
+        match decoded {
+            Ok(v) => Read::Hit(v),
+            Err(reason) => {
+                scope.add(|c| &c.decode_errors);
+                tracing::debug!(target: "cache_runtime", key, %reason, "undecodable value: treated as a miss");
+                Read::Miss { versions: Some(versions) }
+            }
+        }
+    }
+
+    /// The value part of a stored entry if none of its tags was invalidated
+    /// since it was loaded; `Ok(None)` if one was. `known` holds the current
+    /// versions of `tag_keys`; tags of the entry not among them are fetched.
+    async fn fresh_value<'r>(
+        &self,
+        key: &str,
+        raw: &'r [u8],
+        tag_keys: &[String],
+        known: &[u64],
+    ) -> Result<Option<&'r [u8]>, String> {
+        let (stored, value) = codec::split_tags(raw)?;
+        if stored.is_empty() {
+            return Ok(Some(value));
+        }
+        let mut unknown: Vec<(String, u64)> = Vec::new();
+        for (tag, version) in &stored {
+            match tag_keys.iter().position(|t| t == tag) {
+                Some(i) if known.get(i) == Some(version) => {}
+                Some(_) => return Ok(None),
+                None => unknown.push(((*tag).to_owned(), *version)),
+            }
+        }
+        if !unknown.is_empty() {
+            let keys: Vec<String> = unknown.iter().map(|(t, _)| t.clone()).collect();
+            let current = self.call(key, self.inner.backend.tag_versions(&keys)).await.map_err(|e| e.to_string())?;
+            if unknown.iter().zip(current).any(|((_, stored), now)| *stored != now) {
+                return Ok(None);
+            }
+        }
+        Ok(Some(value))
+    }
+
+    /// The internal key holding a tag's version.
+    pub(crate) fn tag_key(&self, tag: &str) -> String {
+        format!("{}:{}tag:{tag}", self.inner.namespace, crate::backend::INTERNAL_MARK)
     }
 
     fn encode_for_store<T: Serialize>(&self, key: &str, value: &T, scope: &Scope<'_>) -> Option<Vec<u8>> {
@@ -692,6 +765,14 @@ impl Cache {
             }
         }
     }
+}
+
+enum Read<T> {
+    Hit(T),
+    /// With the tag versions read alongside, when the read succeeded.
+    Miss {
+        versions: Option<Vec<u64>>,
+    },
 }
 
 fn map_err(key: &str, e: BackendError) -> CacheError {

@@ -8,6 +8,15 @@
 //! bytes 11..  payload
 //! ```
 //!
+//! An entry stored with tags has a tag section in front of that:
+//!
+//! ```text
+//! byte 0      0xC8
+//! bytes 1..3  tag count, u16 little endian
+//! per tag     u16 LE length, the tag key, u64 LE version at load time
+//! then        the value as above
+//! ```
+//!
 //! Both codecs are self-describing: fields are matched by name, so a field
 //! added, removed or reordered can never decode into the wrong field. A value
 //! whose header or fingerprint does not match the requested type is rejected
@@ -77,6 +86,43 @@ impl Codec {
         }
         Ok(out)
     }
+}
+
+const TAGGED: u8 = 0xC8;
+
+/// Prefixes an encoded value with the tag versions it was loaded under.
+pub(crate) fn with_tags(tag_keys: &[String], versions: &[u64], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + tag_keys.iter().map(|t| t.len() + 10).sum::<usize>() + value.len());
+    out.push(TAGGED);
+    out.extend_from_slice(&(tag_keys.len() as u16).to_le_bytes());
+    for (t, v) in tag_keys.iter().zip(versions) {
+        out.extend_from_slice(&(t.len() as u16).to_le_bytes());
+        out.extend_from_slice(t.as_bytes());
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+/// The tag versions an entry was stored under (empty for an untagged entry),
+/// and the value after them.
+pub(crate) fn split_tags(bytes: &[u8]) -> Result<(Vec<(&str, u64)>, &[u8]), String> {
+    if bytes.first() != Some(&TAGGED) {
+        return Ok((Vec::new(), bytes));
+    }
+    let truncated = || "truncated tag section".to_owned();
+    let take = |at: usize, n: usize| bytes.get(at..at + n).ok_or_else(truncated);
+    let count = u16::from_le_bytes(take(1, 2)?.try_into().map_err(|_| truncated())?) as usize;
+    let mut at = 3;
+    let mut tags = Vec::with_capacity(count);
+    for _ in 0..count {
+        let len = u16::from_le_bytes(take(at, 2)?.try_into().map_err(|_| truncated())?) as usize;
+        let name = std::str::from_utf8(take(at + 2, len)?).map_err(|_| "tag is not UTF-8".to_owned())?;
+        let version = u64::from_le_bytes(take(at + 2 + len, 8)?.try_into().map_err(|_| truncated())?);
+        tags.push((name, version));
+        at += 2 + len + 8;
+    }
+    Ok((tags, &bytes[at..]))
 }
 
 /// Decodes bytes written by [`Codec::encode`] for the same type.
@@ -188,6 +234,20 @@ mod tests {
         }
         assert!(decode::<V1>(b"\xC7\x09garbage-garbage").is_err());
         assert!(decode::<u64>(b"hello").is_err());
+    }
+
+    #[test]
+    fn tag_section_round_trips_and_rejects_truncation() {
+        let value = Codec::Json.encode(&5u8).unwrap();
+        let tags = vec!["ns:__tag:a".to_owned(), "ns:__tag:bc".to_owned()];
+        let bytes = with_tags(&tags, &[1, u64::MAX], &value);
+        let (found, rest) = split_tags(&bytes).unwrap();
+        assert_eq!(found, vec![("ns:__tag:a", 1), ("ns:__tag:bc", u64::MAX)]);
+        assert_eq!(decode::<u8>(rest).unwrap(), 5);
+        for n in 1..bytes.len() - value.len() {
+            assert!(split_tags(&bytes[..n]).is_err(), "prefix {n}");
+        }
+        assert_eq!(split_tags(&value).unwrap().0, vec![]);
     }
 
     #[test]

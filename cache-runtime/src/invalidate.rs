@@ -46,6 +46,26 @@ impl Invalidator {
         self.cache.call(&label, self.cache.inner.backend.del(&keys)).await
     }
 
+    /// Drops every entry stored with this tag (see [`Policy::tags`](crate::Policy::tags)),
+    /// in one round trip whatever their number: the tag gets a new version,
+    /// and entries stored under an older one are never served again (they
+    /// expire with their TTL). Returns the number of tags invalidated.
+    pub async fn tag(&self, tag: &str) -> Result<u64, CacheError> {
+        self.tags([tag]).await
+    }
+
+    /// Drops every entry carrying any of these tags, in one round trip.
+    pub async fn tags<I, S>(&self, tags: I) -> Result<u64, CacheError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let keys: Vec<String> = tags.into_iter().map(|t| self.cache.tag_key(t.as_ref())).collect();
+        let label = keys.first().cloned().unwrap_or_default();
+        self.cache.call(&label, self.cache.inner.backend.bump_tags(&keys)).await?;
+        Ok(keys.len() as u64)
+    }
+
     /// Drops every key of the namespace matching a Redis glob, with `SCAN` +
     /// `UNLINK` in batches.
     pub async fn pattern(&self, glob: &str) -> Result<u64, CacheError> {
@@ -55,6 +75,8 @@ impl Invalidator {
     /// Drops every key of this cache's namespace, and nothing else: never
     /// `FLUSHDB`.
     pub async fn all(&self) -> Result<u64, CacheError> {
-        self.cache.del_pattern("*").await
+        let prefix = self.cache.full_key("");
+        let inner = &self.cache.inner;
+        self.cache.call_unbounded("*", inner.backend.clear_prefix(&prefix, inner.scan_batch)).await
     }
 }
