@@ -196,7 +196,10 @@ impl MemoryBackend {
             .weigher(|k: &String, v: &MemEntry| (k.len() + v.bytes.len() + 32).min(u32::MAX as usize) as u32)
             .expire_after(MemExpiry)
             .build();
-        MemoryBackend { cache, tags: Default::default() }
+        MemoryBackend {
+            cache,
+            tags: Default::default(),
+        }
     }
 
     fn live(&self, key: &str) -> Option<MemEntry> {
@@ -302,8 +305,12 @@ impl MemoryBackend {
 
     fn clear_prefix(&self, prefix: &str, _batch: usize) -> BResult<u64> {
         let now = Instant::now();
-        let matching: Vec<(Arc<String>, bool)> =
-            self.cache.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, e)| (k, e.live(now))).collect();
+        let matching: Vec<(Arc<String>, bool)> = self
+            .cache
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .map(|(k, e)| (k, e.live(now)))
+            .collect();
         let mut removed = 0;
         for (k, live) in matching {
             if self.cache.remove(k.as_str()).is_some() && live && !k[prefix.len()..].starts_with(INTERNAL_MARK) {
@@ -458,8 +465,11 @@ impl RedisBackend {
         if tag_keys.is_empty() {
             return Ok((self.get(key).await?, Vec::new()));
         }
-        let mut values: Vec<Option<Vec<u8>>> =
-            redis::cmd("MGET").arg(key).arg(tag_keys).query_async(&mut self.conn()).await?;
+        let mut values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(key)
+            .arg(tag_keys)
+            .query_async(&mut self.conn())
+            .await?;
         let versions = values.drain(1..).map(|v| parse_version(v.as_deref())).collect();
         Ok((values.pop().flatten().map(Raw::Owned), versions))
     }
@@ -530,7 +540,9 @@ impl RedisBackend {
 }
 
 fn parse_version(v: Option<&[u8]>) -> u64 {
-    v.and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
+    v.and_then(|b| std::str::from_utf8(b).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `redis://user:secret@host/0` → `redis://user:***@host/0`.

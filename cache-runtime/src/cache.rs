@@ -22,7 +22,7 @@ pub const DEFAULT_NAMESPACE: &str = "cache";
 /// A cache handle: cheap to clone (an `Arc` inside), `Send + Sync`.
 ///
 /// ```
-/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use cache_runtime::{Cache, Ttl};
 /// let cache = Cache::memory();
 /// cache.set("greeting", &"hello", Ttl::SHORT).await?;
@@ -257,10 +257,10 @@ impl Cache {
     /// `CACHE_NAMESPACE` → namespace.
     pub async fn from_env() -> Result<Cache, CacheError> {
         let mut b = Cache::builder();
-        if let Ok(ns) = std::env::var("CACHE_NAMESPACE") {
-            if !ns.is_empty() {
-                b = b.namespace(&ns);
-            }
+        if let Ok(ns) = std::env::var("CACHE_NAMESPACE")
+            && !ns.is_empty()
+        {
+            b = b.namespace(&ns);
         }
         match std::env::var("REDIS_URL") {
             Ok(url) if !url.trim().is_empty() => b.redis(url.trim()).build().await,
@@ -411,7 +411,12 @@ impl Cache {
         let full = self.full_key(key);
         let raw = self.call(key, self.inner.backend.get(&full)).await;
         let result = match raw {
-            Ok(Some(raw)) => codec::decode::<T>(&raw).map(Some).map_err(|reason| CacheError::Decode {
+            Ok(Some(raw)) => match self.fresh_value(key, &raw, &[], &[]).await {
+                Ok(Some(value)) => codec::decode::<T>(value).map(Some),
+                Ok(None) => Ok(None),
+                Err(reason) => Err(reason),
+            }
+            .map_err(|reason| CacheError::Decode {
                 key: key.to_owned(),
                 reason,
             }),
@@ -456,7 +461,9 @@ impl Cache {
     pub async fn del_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         let start = Instant::now();
         let full = self.full_key(pattern);
-        let r = self.call_unbounded(pattern, self.inner.backend.del_pattern(&full, self.inner.scan_batch)).await;
+        let r = self
+            .call_unbounded(pattern, self.inner.backend.del_pattern(&full, self.inner.scan_batch))
+            .await;
         trace_op("DEL_PATTERN", pattern, if r.is_ok() { "ok" } else { "error" }, start);
         r
     }
@@ -683,13 +690,17 @@ impl Cache {
             }
         };
         let Some(raw) = raw else {
-            return Read::Miss { versions: Some(versions) };
+            return Read::Miss {
+                versions: Some(versions),
+            };
         };
         let decoded = match self.fresh_value(key, &raw, tag_keys, &versions).await {
             Ok(Some(value)) => codec::decode::<T>(value),
             Ok(None) => {
                 trace_op("GET", key, "stale", Instant::now());
-                return Read::Miss { versions: Some(versions) };
+                return Read::Miss {
+                    versions: Some(versions),
+                };
             }
             Err(reason) => Err(reason),
         };
@@ -698,7 +709,9 @@ impl Cache {
             Err(reason) => {
                 scope.add(|c| &c.decode_errors);
                 tracing::debug!(target: "cache_runtime", key, %reason, "undecodable value: treated as a miss");
-                Read::Miss { versions: Some(versions) }
+                Read::Miss {
+                    versions: Some(versions),
+                }
             }
         }
     }
@@ -727,7 +740,10 @@ impl Cache {
         }
         if !unknown.is_empty() {
             let keys: Vec<String> = unknown.iter().map(|(t, _)| t.clone()).collect();
-            let current = self.call(key, self.inner.backend.tag_versions(&keys)).await.map_err(|e| e.to_string())?;
+            let current = self
+                .call(key, self.inner.backend.tag_versions(&keys))
+                .await
+                .map_err(|e| e.to_string())?;
             if unknown.iter().zip(current).any(|((_, stored), now)| *stored != now) {
                 return Ok(None);
             }

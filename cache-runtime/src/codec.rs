@@ -104,9 +104,12 @@ pub(crate) fn with_tags(tag_keys: &[String], versions: &[u64], value: &[u8]) -> 
     out
 }
 
+/// An entry's (tag key, version) pairs and its value bytes.
+pub(crate) type TagSplit<'a> = (Vec<(&'a str, u64)>, &'a [u8]);
+
 /// The tag versions an entry was stored under (empty for an untagged entry),
 /// and the value after them.
-pub(crate) fn split_tags(bytes: &[u8]) -> Result<(Vec<(&str, u64)>, &[u8]), String> {
+pub(crate) fn split_tags(bytes: &[u8]) -> Result<TagSplit<'_>, String> {
     if bytes.first() != Some(&TAGGED) {
         return Ok((Vec::new(), bytes));
     }
@@ -158,15 +161,85 @@ fn is_integer(bytes: &[u8]) -> bool {
     !digits.is_empty() && digits.len() <= 20 && digits.iter().all(u8::is_ascii_digit)
 }
 
-/// FNV-1a of the type's name: stable for a given type and compiler, and a
-/// different value for a different type.
+/// FNV-1a of the type's name, canonicalised so that types serde writes the
+/// same way share a fingerprint: references are transparent (`&T` = `T`),
+/// `String` = `str`, `Vec<T>` = `[T]`, and `Box`/`Arc`/`Rc`/`Cow` wrappers
+/// are dropped. So `set(k, &"text")` reads back as `String`, `set(k,
+/// &items[..])` as `Vec<_>`; a different type gets a different value.
 pub(crate) fn fingerprint<T: ?Sized>() -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in std::any::type_name::<T>().bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    canonical_hash(std::any::type_name::<T>())
+}
+
+fn canonical_hash(name: &str) -> u64 {
+    const TRANSPARENT: [&str; 4] = [
+        "alloc::boxed::Box",
+        "alloc::sync::Arc",
+        "alloc::rc::Rc",
+        "alloc::borrow::Cow",
+    ];
+    let mut h = Fnv::new();
+    // What each open `<` closes with: "" (a dropped wrapper), "]" (Vec), ">".
+    let mut closers: [&str; 32] = [">"; 32];
+    let mut depth = 0usize;
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if c.is_ascii_alphanumeric() || c == b'_' || c == b':' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b':') {
+                i += 1;
+            }
+            let path = &name[start..i];
+            let opens = bytes.get(i) == Some(&b'<');
+            if path == "mut" && bytes.get(i) == Some(&b' ') {
+                i += 1; // `&mut T`
+            } else if path == "alloc::string::String" {
+                h.write(b"str");
+            } else if opens && depth < closers.len() && path == "alloc::vec::Vec" {
+                h.write(b"[");
+                closers[depth] = "]";
+                depth += 1;
+                i += 1;
+            } else if opens && depth < closers.len() && TRANSPARENT.contains(&path) {
+                closers[depth] = "";
+                depth += 1;
+                i += 1;
+            } else {
+                h.write(path.as_bytes());
+            }
+            continue;
+        }
+        match c {
+            b'&' => {}
+            b'<' if depth < closers.len() => {
+                closers[depth] = ">";
+                depth += 1;
+                h.write(b"<");
+            }
+            b'>' if depth > 0 => {
+                depth -= 1;
+                h.write(closers[depth].as_bytes());
+            }
+            _ => h.write(&[c]),
+        }
+        i += 1;
     }
-    hash
+    h.0
+}
+
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -248,6 +321,26 @@ mod tests {
             assert!(split_tags(&bytes[..n]).is_err(), "prefix {n}");
         }
         assert_eq!(split_tags(&value).unwrap().0, vec![]);
+    }
+
+    #[test]
+    fn fingerprints_follow_serde_not_spelling() {
+        use std::sync::Arc;
+        assert_eq!(fingerprint::<&str>(), fingerprint::<String>());
+        assert_eq!(fingerprint::<&&mut String>(), fingerprint::<str>());
+        assert_eq!(fingerprint::<[V1]>(), fingerprint::<Vec<V1>>());
+        assert_eq!(fingerprint::<Box<V1>>(), fingerprint::<V1>());
+        assert_eq!(fingerprint::<Arc<Vec<Box<str>>>>(), fingerprint::<Vec<String>>());
+        assert_eq!(fingerprint::<Option<&[u8]>>(), fingerprint::<Option<Vec<u8>>>());
+        assert_ne!(fingerprint::<V1>(), fingerprint::<Option<V1>>());
+        assert_ne!(fingerprint::<Vec<u8>>(), fingerprint::<Vec<u16>>());
+        assert_ne!(fingerprint::<(u8, String)>(), fingerprint::<(String, u8)>());
+        assert_ne!(
+            fingerprint::<std::collections::HashMap<String, u8>>(),
+            fingerprint::<Vec<(String, u8)>>()
+        );
+        let bytes = Codec::Json.encode("text").unwrap();
+        assert_eq!(decode::<String>(&bytes).unwrap(), "text");
     }
 
     #[test]

@@ -62,7 +62,9 @@ impl Invalidator {
     {
         let keys: Vec<String> = tags.into_iter().map(|t| self.cache.tag_key(t.as_ref())).collect();
         let label = keys.first().cloned().unwrap_or_default();
-        self.cache.call(&label, self.cache.inner.backend.bump_tags(&keys)).await?;
+        self.cache
+            .call(&label, self.cache.inner.backend.bump_tags(&keys))
+            .await?;
         Ok(keys.len() as u64)
     }
 
@@ -77,6 +79,8 @@ impl Invalidator {
     pub async fn all(&self) -> Result<u64, CacheError> {
         let prefix = self.cache.full_key("");
         let inner = &self.cache.inner;
-        self.cache.call_unbounded("*", inner.backend.clear_prefix(&prefix, inner.scan_batch)).await
+        self.cache
+            .call_unbounded("*", inner.backend.clear_prefix(&prefix, inner.scan_batch))
+            .await
     }
 }

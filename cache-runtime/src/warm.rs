@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
+type ProgressFn<'a> = Box<dyn FnMut(&WarmProgress<'_>) + Send + 'a>;
 type Job<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// Runs named warm-up jobs (typically `get_or_load` or `_refresh` calls) with
@@ -33,7 +34,7 @@ type Job<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 pub struct Warmer<'a> {
     concurrency: usize,
     jobs: Vec<(String, Job<'a>)>,
-    progress: Option<Box<dyn FnMut(&WarmProgress<'_>) + Send + 'a>>,
+    progress: Option<ProgressFn<'a>>,
 }
 
 impl std::fmt::Debug for Warmer<'_> {
