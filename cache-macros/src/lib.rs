@@ -1,6 +1,99 @@
+//! The `#[cached]` attribute macro of `cache-runtime`. Use it through
+//! `cache_runtime::cached`; this crate holds no caching behaviour, it only
+//! parses, checks and wires functions to the runtime's public API.
+//!
+//! # Arguments (DESIGN §3)
+//!
+//! | argument | meaning |
+//! | --- | --- |
+//! | `key = "course:{id}"` | key template: `{param}`, `{param.field}`, `{self.field}`, `<param>`; values are escaped |
+//! | `key = expr` | any `Display` expression of the parameters (not escaped: key functions escape) |
+//! | *(none)* | default key: `module::fn` (for methods `Self`'s full type name and `fn`), then every non-skipped parameter |
+//! | `ttl = LONG` / `"90s"` / `expr` | `SHORT`, `MEDIUM`, `LONG`, `VERY_LONG`, `DAY`; a literal with `ms`/`s`/`m`/`h`/`d`; a `Duration` (`crate::MY_TTL`, `{ MY_TTL }`) |
+//! | `tags = ["courses", "teacher:{t}"]` | tags of the stored entry |
+//! | `invalidates = ["k:{id}", tag("t"), pattern("p:*")]` | dropped after the body succeeded |
+//! | `put` | write-through (needs `key`) |
+//! | `skip = [pool]` | parameters that are not part of the key |
+//! | `cache = self.cache` | which `Cache` (default: the installed global one) |
+//! | `negative_ttl = "30s"` | for `Option` results: cache `None` too |
+//! | `version = 2` | appended to the key as `:v2` |
+//!
+//! # Companions
+//!
+//! A function declared with an explicit visibility gets `<name>_key`,
+//! `<name>_uncached`, `<name>_refresh` and `<name>_invalidate` beside it, with
+//! the same visibility. Trait-impl methods cannot have extra methods (and
+//! cannot have a visibility), so they get none. A private function that wants
+//! its companions is declared `pub(self)`.
+
+mod args;
+mod ctxt;
+mod expand;
+mod template;
+mod validate;
+
 use proc_macro::TokenStream;
-/// Placeholder until the macro lands.
+
+/// Turns an `async fn` into cache-aside code; see the crate docs and
+/// `cache_runtime`'s documentation.
 #[proc_macro_attribute]
-pub fn cached(_a: TokenStream, i: TokenStream) -> TokenStream {
-    i
+pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    pipeline(attr.into(), item.into()).into()
+}
+
+/// Parse → validate → expand. On error the original item is emitted next to
+/// the errors, so the user sees the misuse and not a cascade of follow-ons.
+fn pipeline(attr: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let mut errors = ctxt::Errors::default();
+    let args = args::parse(attr, &mut errors);
+    let func: syn::ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(_) => {
+            errors.spanned(
+                first_tokens(&item),
+                "#[cached] applies to an `async fn` with a body: a free function, an inherent method (`&self`, `&mut self`, `self: Arc<Self>`) or a trait-impl method",
+            );
+            return with_errors(item, errors);
+        }
+    };
+    let model = validate::validate(&func, &args, &mut errors);
+    match (model, errors.finish()) {
+        (Some(model), Ok(())) => expand::expand(&func, &args, &model),
+        (_, Err(e)) => {
+            let err = e.to_compile_error();
+            quote::quote!(#func #err)
+        }
+        (None, Ok(())) => unreachable!("validation failed without an error"),
+    }
+}
+
+fn with_errors(item: proc_macro2::TokenStream, errors: ctxt::Errors) -> proc_macro2::TokenStream {
+    let err = errors.finish().err().map(|e| e.to_compile_error());
+    quote::quote!(#item #err)
+}
+
+/// The item's tokens up to its name, so the error points at `struct Foo`
+/// rather than the whole item.
+fn first_tokens(item: &proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let mut out = proc_macro2::TokenStream::new();
+    let mut seen_keyword = false;
+    for tt in item.clone() {
+        let is_ident = matches!(tt, proc_macro2::TokenTree::Ident(_));
+        let done = seen_keyword && is_ident;
+        if let proc_macro2::TokenTree::Ident(i) = &tt
+            && [
+                "struct", "enum", "fn", "impl", "trait", "mod", "static", "const", "type", "union", "use",
+            ]
+            .contains(&i.to_string().as_str())
+        {
+            seen_keyword = true;
+        }
+        if seen_keyword {
+            out.extend([tt]);
+        }
+        if done {
+            break;
+        }
+    }
+    if out.is_empty() { item.clone() } else { out }
 }

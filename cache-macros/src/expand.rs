@@ -1,0 +1,507 @@
+//! Stage 3: code generation. The expansion only wires the function to the
+//! runtime's public cache-aside API (`Cache::get_or_load` and friends); every
+//! behaviour lives in `cache_runtime`.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned as _;
+use syn::{Ident, ItemFn};
+
+use crate::args::{Args, Invalidation, KeyArg, TtlArg};
+use crate::validate::{Mode, Model, Receiver, ReturnKind, idents};
+
+/// Everything needed to generate one function and its companions.
+struct Ctx<'a> {
+    func: &'a ItemFn,
+    args: &'a Args,
+    m: &'a Model,
+    name: &'a Ident,
+}
+
+pub(crate) fn expand(func: &ItemFn, args: &Args, m: &Model) -> TokenStream {
+    let cx = Ctx {
+        func,
+        args,
+        m,
+        name: &func.sig.ident,
+    };
+    let main = cx.main_fn();
+    let companions = if m.companions {
+        cx.companions()
+    } else {
+        TokenStream::new()
+    };
+    quote!(#main #companions)
+}
+
+fn ttl_tokens(t: &TtlArg) -> TokenStream {
+    match t {
+        TtlArg::Named(id) => quote_spanned!(id.span()=> ::cache_runtime::Ttl::#id),
+        TtlArg::Literal { millis, span } => quote_spanned!(*span=> ::core::time::Duration::from_millis(#millis)),
+        TtlArg::Expr(e) => {
+            quote_spanned!(e.span()=> { let __cache_ttl: ::core::time::Duration = #e; __cache_ttl })
+        }
+    }
+}
+
+impl Ctx<'_> {
+    fn fn_name_str(&self) -> String {
+        self.name.to_string()
+    }
+
+    /// `&'static str` naming the function for stats and logs.
+    fn stats_name(&self) -> TokenStream {
+        let f = self.fn_name_str();
+        if self.m.in_impl {
+            quote!({
+                static __CACHE_NAME: ::std::sync::OnceLock<&'static str> = ::std::sync::OnceLock::new();
+                ::cache_runtime::__private::method_name(&__CACHE_NAME, ::core::any::type_name::<Self>, #f)
+            })
+        } else {
+            quote!(::core::concat!(::core::module_path!(), "::", #f))
+        }
+    }
+
+    fn version_suffix(&self) -> String {
+        self.args.version.value().map(|v| format!(":v{v}")).unwrap_or_default()
+    }
+
+    /// An expression of type `String`: the key without the namespace.
+    fn key_expr(&self) -> TokenStream {
+        let suffix = self.version_suffix();
+        match self.args.key.value() {
+            Some(KeyArg::Template(t)) => t.build(&suffix),
+            Some(KeyArg::Expr(e)) => quote_spanned!(e.span()=>
+                ::cache_runtime::__private::key_from_expr(&(#e), #suffix)
+            ),
+            None => {
+                let f = format!("::{}", self.fn_name_str());
+                let prefix = if self.m.in_impl {
+                    quote!(
+                        __cache_k.push_str(::core::any::type_name::<Self>());
+                        __cache_k.push_str(#f);
+                    )
+                } else {
+                    quote!(__cache_k.push_str(::core::concat!(::core::module_path!(), #f));)
+                };
+                let parts = self.m.key_params.iter().map(|p| {
+                    quote_spanned!(p.span()=>
+                        __cache_k.push(':');
+                        ::cache_runtime::__private::push_part(&mut __cache_k, &#p);
+                    )
+                });
+                quote!({
+                    let mut __cache_k = ::std::string::String::with_capacity(64);
+                    #prefix
+                    #(#parts)*
+                    __cache_k.push_str(#suffix);
+                    __cache_k
+                })
+            }
+        }
+    }
+
+    fn policy_expr(&self) -> TokenStream {
+        let ttl = self
+            .args
+            .ttl
+            .value()
+            .map(ttl_tokens)
+            .unwrap_or_else(|| quote!(::cache_runtime::Ttl::MEDIUM));
+        let mut p = quote!(::cache_runtime::Policy::ttl(#ttl));
+        if let Some(tags) = self.args.tags.value()
+            && !tags.is_empty()
+        {
+            let t = tags.iter().map(|t| t.build(""));
+            p = quote!(#p.tags([#(#t),*]));
+        }
+        if let Some(neg) = self.args.negative_ttl.value() {
+            let n = ttl_tokens(neg);
+            p = quote!(#p.negative_ttl(#n));
+        }
+        let name = self.stats_name();
+        quote!(#p.name(#name))
+    }
+
+    fn cache_expr_mentions(&self) -> BTreeSet<String> {
+        let mut s = BTreeSet::new();
+        if let Some(e) = self.args.cache.value() {
+            idents(quote!(#e), &mut s);
+        }
+        s
+    }
+
+    /// Statements binding `__cache_cache: &Cache`, or returning `on_none`
+    /// when no cache is installed. `moving` is true when the body future
+    /// takes the parameters, so a cache borrowed from them must be cloned.
+    fn bind_cache(&self, moving: bool, on_none: TokenStream) -> TokenStream {
+        match self.args.cache.value() {
+            None => {
+                let name = self.stats_name();
+                quote!(
+                    let __cache_cache: &::cache_runtime::Cache = match ::cache_runtime::__private::global() {
+                        ::core::option::Option::Some(c) => c,
+                        ::core::option::Option::None => {
+                            ::cache_runtime::__private::warn_not_installed(#name);
+                            #on_none
+                        }
+                    };
+                )
+            }
+            Some(e) => {
+                let mentions = self.cache_expr_mentions();
+                let takes_self = mentions.contains("self") && self.m.receiver == Receiver::Owned;
+                let takes_param = self.m.params.iter().any(|p| mentions.contains(&p.ident.to_string()));
+                if moving && (takes_self || takes_param) {
+                    quote_spanned!(e.span()=>
+                        let __cache_owned = ::core::clone::Clone::clone(&(#e));
+                        let __cache_cache: &::cache_runtime::Cache = &__cache_owned;
+                    )
+                } else {
+                    quote_spanned!(e.span()=> let __cache_cache: &::cache_runtime::Cache = &(#e);)
+                }
+            }
+        }
+    }
+
+    fn uncached_ident(&self) -> Ident {
+        format_ident!("{}_uncached", self.name)
+    }
+
+    /// `let __cache_body = <the body as a future>;`
+    fn body_future(&self) -> TokenStream {
+        let m = self.m;
+        if m.companions {
+            let f = self.uncached_ident();
+            let args = m.params.iter().map(|p| &p.ident);
+            let generics = &self.func.sig.generics;
+            let has_impl_trait = m.params.iter().any(|p| matches!(p.ty, syn::Type::ImplTrait(_)));
+            let explicit: Vec<TokenStream> = generics
+                .params
+                .iter()
+                .filter_map(|g| match g {
+                    syn::GenericParam::Type(t) => {
+                        let i = &t.ident;
+                        Some(quote!(#i))
+                    }
+                    syn::GenericParam::Const(c) => {
+                        let i = &c.ident;
+                        Some(quote!(#i))
+                    }
+                    syn::GenericParam::Lifetime(_) => None,
+                })
+                .collect();
+            let turbofish = if explicit.is_empty() || has_impl_trait {
+                quote!()
+            } else {
+                quote!(::<#(#explicit),*>)
+            };
+            let call = match (m.receiver != Receiver::None, m.in_impl) {
+                (true, _) => quote!(Self::#f #turbofish(self, #(#args),*)),
+                (false, true) => quote!(Self::#f #turbofish(#(#args),*)),
+                (false, false) => quote!(#f #turbofish(#(#args),*)),
+            };
+            quote!(let __cache_body = #call;)
+        } else {
+            let ret = &m.ret;
+            let block = &self.func.block;
+            quote!(
+                let __cache_body = async move {
+                    #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::needless_return)]
+                    if false {
+                        let __cache_fake_return: #ret = loop {};
+                        return __cache_fake_return;
+                    }
+                    #block
+                };
+            )
+        }
+    }
+
+    /// The runtime call for `mode` (`Read` or `Put`), as an expression of the
+    /// function's return type. Uses `__cache_cache`, `__cache_key`,
+    /// `__cache_policy` and the future `__cache_loader`.
+    fn runtime_call(&self, put: bool) -> TokenStream {
+        let kind = self.m.kind;
+        let ret_span = self.m.ret.span();
+        let (wrap, unwrap) = match kind {
+            ReturnKind::Result { .. } => (quote!(__cache_loader), quote!(__cache_r)),
+            ReturnKind::Option | ReturnKind::Plain => (
+                quote!(
+                    async move { ::core::result::Result::Ok::<_, ::core::convert::Infallible>(__cache_loader.await) }
+                ),
+                quote!(match __cache_r {
+                    ::core::result::Result::Ok(v) => v,
+                    ::core::result::Result::Err(e) => match e {},
+                }),
+            ),
+        };
+        let call = if put && kind.optional() {
+            quote_spanned!(ret_span=>
+                ::cache_runtime::__private::put_optional(__cache_cache, &__cache_key, __cache_policy, #wrap).await
+            )
+        } else {
+            let method = match (put, kind.optional()) {
+                (true, _) => Ident::new("put_with", ret_span),
+                (false, true) => Ident::new("get_or_load_optional", ret_span),
+                (false, false) => Ident::new("get_or_load", ret_span),
+            };
+            quote!(__cache_cache.#method(&__cache_key, __cache_policy, move || #wrap).await)
+        };
+        quote!({
+            let __cache_r = #call;
+            #unwrap
+        })
+    }
+
+    fn success_check(&self) -> TokenStream {
+        match self.m.kind {
+            ReturnKind::Result { .. } => quote!(::core::result::Result::is_ok(&__cache_result)),
+            _ => quote!(true),
+        }
+    }
+
+    /// `let __cache_inv_* = [..];` for `invalidates`, and the call that runs them.
+    fn invalidations(&self) -> Option<(TokenStream, TokenStream)> {
+        let list = self.args.invalidates.value()?;
+        let (mut keys, mut tags, mut patterns) = (Vec::new(), Vec::new(), Vec::new());
+        for inv in list {
+            match inv {
+                Invalidation::Key(t) => keys.push(t.build("")),
+                Invalidation::Tag(t) => tags.push(t.build("")),
+                Invalidation::Pattern(t) => patterns.push(t.build("")),
+            }
+        }
+        let name = self.stats_name();
+        let bind = quote!(
+            let __cache_inv_keys: &[::std::string::String] = &[#(#keys),*];
+            let __cache_inv_tags: &[::std::string::String] = &[#(#tags),*];
+            let __cache_inv_patterns: &[::std::string::String] = &[#(#patterns),*];
+        );
+        let run = quote!(
+            ::cache_runtime::__private::invalidate(
+                __cache_cache, #name, __cache_inv_keys, __cache_inv_tags, __cache_inv_patterns,
+            ).await;
+        );
+        Some((bind, run))
+    }
+
+    /// Binds `__cache_body` and `__cache_cache`. An explicit cache is bound
+    /// first (the body future may take `self`); the global one after (its
+    /// `None` branch runs the body).
+    fn setup(&self, body: &TokenStream) -> TokenStream {
+        let bind_cache = self.bind_cache(true, quote!(return __cache_body.await;));
+        if self.args.cache.is_set() {
+            quote!(#bind_cache #body)
+        } else {
+            quote!(#body #bind_cache)
+        }
+    }
+
+    /// The body of the main function (or of `_refresh` when `refresh`).
+    fn cached_body(&self, refresh: bool) -> TokenStream {
+        let m = self.m;
+        let body = self.body_future();
+        let mode = if refresh { Mode::Put } else { m.mode };
+        let inv = if refresh { None } else { self.invalidations() };
+        let inv_bind = inv.as_ref().map(|i| &i.0);
+        match mode {
+            Mode::Mutation => {
+                let (_, run) = inv.as_ref().expect("mutation mode has invalidates");
+                let setup = self.setup(&body);
+                let ok = self.success_check();
+                quote!(
+                    #inv_bind
+                    #setup
+                    let __cache_result = __cache_body.await;
+                    if #ok {
+                        #run
+                    }
+                    __cache_result
+                )
+            }
+            Mode::Read | Mode::Put => {
+                let key = self.key_expr();
+                let policy = self.policy_expr();
+                let setup = self.setup(&body);
+                let put = mode == Mode::Put;
+                let call = self.runtime_call(put);
+                match &inv {
+                    None => quote!(
+                        let __cache_key: ::std::string::String = #key;
+                        #setup
+                        let __cache_policy = #policy;
+                        let __cache_loader = __cache_body;
+                        #call
+                    ),
+                    Some((_, run)) => {
+                        let ok = self.success_check();
+                        // A read-through invalidates only when its body ran.
+                        let (ran_decl, loader, ran) = if put {
+                            (quote!(), quote!(let __cache_loader = __cache_body;), quote!(true))
+                        } else {
+                            (
+                                quote!(let __cache_ran = ::core::sync::atomic::AtomicBool::new(false);
+                                       let __cache_ran_ref = &__cache_ran;),
+                                quote!(let __cache_loader = async move {
+                                    let __cache_v = __cache_body.await;
+                                    __cache_ran_ref.store(true, ::core::sync::atomic::Ordering::Relaxed);
+                                    __cache_v
+                                };),
+                                quote!(__cache_ran.load(::core::sync::atomic::Ordering::Relaxed)),
+                            )
+                        };
+                        quote!(
+                            let __cache_key: ::std::string::String = #key;
+                            #inv_bind
+                            #setup
+                            let __cache_policy = #policy;
+                            #ran_decl
+                            #loader
+                            let __cache_result = #call;
+                            if #ran && #ok {
+                                #run
+                            }
+                            __cache_result
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    fn main_fn(&self) -> TokenStream {
+        let f = self.func;
+        let attrs = &f.attrs;
+        let vis = &f.vis;
+        let sig = &f.sig;
+        let body = self.cached_body(false);
+        quote!(
+            #(#attrs)*
+            #vis #sig {
+                #body
+            }
+        )
+    }
+
+    /// Attributes that must follow the function onto its companions.
+    fn carried_attrs(&self) -> Vec<&syn::Attribute> {
+        self.func
+            .attrs
+            .iter()
+            .filter(|a| {
+                ["cfg", "allow", "cfg_attr", "deprecated"]
+                    .iter()
+                    .any(|n| a.path().is_ident(n))
+            })
+            .collect()
+    }
+
+    fn companions(&self) -> TokenStream {
+        let m = self.m;
+        let f = self.func;
+        let vis = &f.vis;
+        let carried = self.carried_attrs();
+        let name = self.name;
+        let name_str = name.to_string();
+
+        // `_uncached`: the original body under a new name.
+        let mut sig = f.sig.clone();
+        sig.ident = self.uncached_ident();
+        let block = &f.block;
+        let doc = format!(" [`{name_str}`](Self::{name_str})'s body, without the cache.");
+        let doc = if m.in_impl {
+            doc
+        } else {
+            format!(" [`{name_str}`]'s body, without the cache.")
+        };
+        let uncached = quote!(
+            #(#carried)*
+            #[doc = #doc]
+            #vis #sig #block
+        );
+        if m.mode == Mode::Mutation {
+            return uncached;
+        }
+
+        let generics = &f.sig.generics;
+        let where_clause = &generics.where_clause;
+        let key_uses_self = match self.args.key.value() {
+            Some(KeyArg::Template(t)) => t.uses_self(),
+            Some(KeyArg::Expr(e)) => {
+                let mut s = BTreeSet::new();
+                idents(quote!(#e), &mut s);
+                s.contains("self")
+            }
+            None => false,
+        };
+        let key_params: Vec<TokenStream> = m
+            .params
+            .iter()
+            .filter(|p| m.key_params.contains(&p.ident))
+            .map(|p| {
+                let (i, t) = (&p.ident, &p.ty);
+                quote!(#i: #t)
+            })
+            .collect();
+        let key_recv = key_uses_self.then(|| quote!(&self,));
+        let key_expr = self.key_expr();
+        let key_fn = format_ident!("{}_key", name);
+        let key_doc = format!(
+            " The cache key of `{name_str}` (without the namespace), as `Cache::get` and `Invalidator::key` take it."
+        );
+        let key_companion = quote!(
+            #(#carried)*
+            #[doc = #key_doc]
+            #[allow(unused_variables, clippy::needless_pass_by_value)]
+            #vis fn #key_fn #generics (#key_recv #(#key_params),*) -> ::std::string::String #where_clause {
+                #key_expr
+            }
+        );
+
+        // `_refresh`: same signature, always loads and stores.
+        let mut sig = f.sig.clone();
+        sig.ident = format_ident!("{}_refresh", name);
+        let refresh_body = self.cached_body(true);
+        let refresh_doc = format!(" Runs `{name_str}`'s body, stores its result under its key, and returns it.");
+        let refresh = quote!(
+            #(#carried)*
+            #[doc = #refresh_doc]
+            #vis #sig {
+                #refresh_body
+            }
+        );
+
+        // `_invalidate`: the key's parameters plus what the cache expression needs.
+        let cache_mentions = self.cache_expr_mentions();
+        let inv_recv = (key_uses_self || cache_mentions.contains("self")).then(|| quote!(&self,));
+        let inv_params: Vec<TokenStream> = m
+            .params
+            .iter()
+            .filter(|p| m.key_params.contains(&p.ident) || cache_mentions.contains(&p.ident.to_string()))
+            .map(|p| {
+                let (i, t) = (&p.ident, &p.ty);
+                quote!(#i: #t)
+            })
+            .collect();
+        let inv_fn = format_ident!("{}_invalidate", name);
+        let bind_cache = self.bind_cache(false, quote!(return ::core::result::Result::Ok(0);));
+        let inv_doc =
+            format!(" Drops `{name_str}`'s cached entry for these arguments; returns how many entries were dropped.");
+        let invalidate = quote!(
+            #(#carried)*
+            #[doc = #inv_doc]
+            #[allow(unused_variables, clippy::needless_pass_by_value)]
+            #vis async fn #inv_fn #generics (#inv_recv #(#inv_params),*)
+                -> ::core::result::Result<u64, ::cache_runtime::CacheError> #where_clause
+            {
+                let __cache_key: ::std::string::String = #key_expr;
+                #bind_cache
+                __cache_cache.invalidator().key(&__cache_key).await
+            }
+        );
+        quote!(#uncached #key_companion #refresh #invalidate)
+    }
+}

@@ -1,0 +1,391 @@
+//! Stage 2: the function as the expansion sees it (receiver, parameters,
+//! return kind, mode), and every cross-check between the arguments and the
+//! signature.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
+
+use crate::args::{Args, Invalidation, KeyArg};
+use crate::ctxt::{Errors, did_you_mean};
+use crate::template::Template;
+
+/// How the method receives `self`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Receiver {
+    /// A free or associated function.
+    None,
+    /// `&self`: the cache handle can be borrowed next to the body.
+    Shared,
+    /// `&mut self`, `self`, `self: Arc<Self>`, …: the body takes `self`.
+    Owned,
+}
+
+/// A named parameter.
+pub(crate) struct Param {
+    pub(crate) ident: Ident,
+    pub(crate) ty: Type,
+}
+
+/// What the function returns, which decides the runtime call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReturnKind {
+    /// A path ending in `Result`; `optional` when its `Ok` type is an `Option`.
+    Result { optional: bool },
+    /// `Option<T>`.
+    Option,
+    /// Anything else, `()` included.
+    Plain,
+}
+
+impl ReturnKind {
+    pub(crate) fn optional(self) -> bool {
+        matches!(self, ReturnKind::Option | ReturnKind::Result { optional: true })
+    }
+}
+
+/// What the function does with the cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Read-through under a key (explicit or default).
+    Read,
+    /// `put`: write-through.
+    Put,
+    /// `invalidates` without `key`/`put`: the body always runs.
+    Mutation,
+}
+
+/// The validated function.
+pub(crate) struct Model {
+    pub(crate) receiver: Receiver,
+    pub(crate) params: Vec<Param>,
+    pub(crate) kind: ReturnKind,
+    /// The declared return type (`()` when omitted), with its own span.
+    pub(crate) ret: TokenStream,
+    pub(crate) mode: Mode,
+    /// Parameters that make up the key, in declaration order.
+    pub(crate) key_params: Vec<Ident>,
+    /// A method of some type (has a receiver or mentions `Self`).
+    pub(crate) in_impl: bool,
+    /// Companions are generated (the function has an explicit visibility).
+    pub(crate) companions: bool,
+}
+
+/// Every identifier in a token stream, macro arguments included.
+pub(crate) fn idents(tokens: TokenStream, out: &mut BTreeSet<String>) {
+    for tt in tokens {
+        match tt {
+            TokenTree::Ident(i) => {
+                out.insert(i.to_string());
+            }
+            TokenTree::Group(g) => idents(g.stream(), out),
+            TokenTree::Literal(l) => {
+                // `format!("{id}")`: inline format arguments.
+                let s = l.to_string();
+                if s.starts_with('"') {
+                    for part in s.split('{').skip(1) {
+                        let name: String = part.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                        if !name.is_empty() {
+                            out.insert(name);
+                        }
+                    }
+                }
+            }
+            TokenTree::Punct(_) => {}
+        }
+    }
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        Type::Group(g) => last_segment(&g.elem),
+        Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+fn first_type_arg(seg: &syn::PathSegment) -> Option<&Type> {
+    match &seg.arguments {
+        PathArguments::AngleBracketed(a) => a.args.iter().find_map(|a| match a {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+fn is_named(ty: &Type, name: &str) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == name)
+}
+
+/// Checks the function against the arguments.
+pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Model> {
+    let sig = &func.sig;
+    let mut ok = true;
+    if sig.asyncness.is_none() {
+        errors.at(
+            sig.fn_token.span,
+            "#[cached] applies to `async fn` only: make this function `async` (its callers then `.await` it)",
+        );
+        ok = false;
+    }
+    if let Some(c) = &sig.constness {
+        errors.at(c.span, "#[cached] cannot apply to a `const fn`: remove `const`");
+        ok = false;
+    }
+    if let Some(v) = &sig.variadic {
+        errors.spanned(v, "#[cached] does not support variadic functions");
+        ok = false;
+    }
+
+    // Receiver and parameters.
+    let mut receiver = Receiver::None;
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                let shared = match &*r.ty {
+                    Type::Reference(t) => t.mutability.is_none(),
+                    _ => false,
+                };
+                receiver = if shared { Receiver::Shared } else { Receiver::Owned };
+            }
+            FnArg::Typed(t) => match &*t.pat {
+                Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => params.push(Param {
+                    ident: p.ident.clone(),
+                    ty: (*t.ty).clone(),
+                }),
+                other => {
+                    errors.spanned(
+                        other,
+                        "#[cached] needs a name for every parameter: bind it as `name: Type` and destructure it in the body (list it in `skip = [..]` if it is not part of the key)",
+                    );
+                    ok = false;
+                }
+            },
+        }
+    }
+    let param_names: Vec<String> = params.iter().map(|p| p.ident.to_string()).collect();
+    let listing = if param_names.is_empty() {
+        "the function has no parameters".to_owned()
+    } else {
+        format!("parameters are: {}", param_names.join(", "))
+    };
+
+    // Return type.
+    let (kind, ret) = match &sig.output {
+        ReturnType::Default => (ReturnKind::Plain, quote::quote!(())),
+        ReturnType::Type(_, ty) => {
+            let ret = quote::quote!(#ty);
+            match &**ty {
+                Type::ImplTrait(_) => {
+                    errors.spanned(ty, "a #[cached] function cannot return `impl Trait`: the value is stored and read back, so name a concrete type that implements Serialize and Deserialize");
+                    ok = false;
+                    (ReturnKind::Plain, ret)
+                }
+                Type::Reference(_) => {
+                    errors.spanned(ty, "a #[cached] function cannot return a reference: cached values are read back as owned data; return an owned type (e.g. `String` for `&str`, `Vec<T>` for `&[T]`)");
+                    ok = false;
+                    (ReturnKind::Plain, ret)
+                }
+                Type::TraitObject(_) => {
+                    errors.spanned(ty, "a #[cached] function cannot return a trait object: name a concrete type that implements Serialize and Deserialize");
+                    ok = false;
+                    (ReturnKind::Plain, ret)
+                }
+                _ => {
+                    let seg = last_segment(ty);
+                    if is_named(ty, "Result") {
+                        let ok_ty = seg.and_then(first_type_arg);
+                        let optional = ok_ty.is_some_and(|t| is_named(t, "Option"));
+                        (ReturnKind::Result { optional }, ret)
+                    } else if is_named(ty, "Option") {
+                        (ReturnKind::Option, ret)
+                    } else {
+                        (ReturnKind::Plain, ret)
+                    }
+                }
+            }
+        }
+    };
+
+    // Mode.
+    let mode = if args.put.is_set() {
+        Mode::Put
+    } else if args.invalidates.is_set() && !args.key.is_set() {
+        Mode::Mutation
+    } else {
+        Mode::Read
+    };
+    if let (Some(put), false) = (args.put.get(), args.key.is_set()) {
+        errors.at(
+            put.name.span(),
+            "`put` stores the result under `key`, but there is no key: add `key = \"...\"` (e.g. `key = \"course:{id}\"`)",
+        );
+        ok = false;
+    }
+    if mode == Mode::Mutation {
+        let useless: [(&str, Option<Span>); 5] = [
+            ("ttl", args.ttl.name_span()),
+            ("tags", args.tags.name_span()),
+            ("negative_ttl", args.negative_ttl.name_span()),
+            ("version", args.version.name_span()),
+            ("skip", args.skip.name_span()),
+        ];
+        for (name, span) in useless {
+            if let Some(span) = span {
+                errors.at(span, format!("`{name}` has no effect: with `invalidates` and no `key` the function is a pure mutation whose result is not cached; remove `{name}`, or add `key = \"...\"` to cache the result too"));
+                ok = false;
+            }
+        }
+        if args.invalidates.value().is_some_and(Vec::is_empty)
+            && let Some(s) = args.invalidates.name_span()
+        {
+            errors.at(
+                s,
+                "`invalidates` is empty: list keys, `tag(\"..\")` or `pattern(\"..\")` entries, or remove it",
+            );
+            ok = false;
+        }
+    }
+    if let Some(neg) = args.negative_ttl.get()
+        && !kind.optional()
+        && ok
+    {
+        errors.at(neg.name.span(), "`negative_ttl` caches `None`, but this function does not return an `Option` (or a `Result<Option<T>, E>`): remove `negative_ttl`");
+        ok = false;
+    }
+
+    // skip.
+    let mut skipped = BTreeSet::new();
+    for id in args.skip.value().into_iter().flatten() {
+        let name = id.to_string();
+        if name == "self" {
+            errors.at(id.span(), "`self` is never part of a key: remove it from `skip` (use `{self.field}` in the key for state behind `self`)");
+            ok = false;
+        } else if !param_names.contains(&name) {
+            errors.at(
+                id.span(),
+                format!(
+                    "`skip` names `{name}`, which is not a parameter{}; {listing}",
+                    did_you_mean(&name, param_names.iter().map(String::as_str))
+                ),
+            );
+            ok = false;
+        } else if !skipped.insert(name.clone()) {
+            errors.at(id.span(), format!("`{name}` is listed twice in `skip`: remove one"));
+            ok = false;
+        }
+    }
+
+    // Placeholders of every template.
+    let has_self = receiver != Receiver::None;
+    let mut check_template = |t: &Template, what: &str, errors: &mut Errors| {
+        for p in t.placeholders() {
+            if p.root == "self" {
+                if !has_self {
+                    errors.at(
+                        t.span(),
+                        format!(
+                            "the {what} template uses `{{{}}}`, but this function has no `self` receiver; {listing}",
+                            p.text()
+                        ),
+                    );
+                    ok = false;
+                } else if p.fields.is_empty() {
+                    errors.at(
+                        t.span(),
+                        format!("`{{self}}` in the {what} template: interpolate a field, e.g. `{{self.tenant_id}}`"),
+                    );
+                    ok = false;
+                }
+            } else if !param_names.contains(&p.root) {
+                errors.at(
+                    t.span(),
+                    format!(
+                        "unknown placeholder `{{{}}}` in the {what} template: `{}` is not a parameter{}; {listing}",
+                        p.text(),
+                        p.root,
+                        did_you_mean(
+                            &p.root,
+                            param_names.iter().map(String::as_str).chain(has_self.then_some("self"))
+                        )
+                    ),
+                );
+                ok = false;
+            }
+        }
+    };
+    if let Some(KeyArg::Template(t)) = args.key.value() {
+        check_template(t, "key", errors);
+    }
+    for t in args.tags.value().into_iter().flatten() {
+        check_template(t, "tag", errors);
+    }
+    for inv in args.invalidates.value().into_iter().flatten() {
+        match inv {
+            Invalidation::Key(t) => check_template(t, "invalidated key", errors),
+            Invalidation::Tag(t) => check_template(t, "invalidated tag", errors),
+            Invalidation::Pattern(t) => check_template(t, "invalidated pattern", errors),
+        }
+    }
+
+    // Key coverage: every non-skipped parameter is in the key.
+    let mut in_key = BTreeSet::new();
+    match args.key.value() {
+        Some(KeyArg::Template(t)) => in_key.extend(t.placeholders().map(|p| p.root.clone())),
+        Some(KeyArg::Expr(e)) => idents(quote::quote!(#e), &mut in_key),
+        None => {}
+    }
+    if let Some(key) = args.key.get() {
+        for p in &params {
+            let name = p.ident.to_string();
+            if skipped.contains(&name) {
+                if in_key.contains(&name)
+                    && let Some(id) = args.skip.value().into_iter().flatten().find(|i| **i == name)
+                {
+                    errors.at(
+                        id.span(),
+                        format!("`{name}` is in `skip` but the key uses it: remove it from `skip`"),
+                    );
+                    ok = false;
+                }
+            } else if !in_key.contains(&name) {
+                let fix = match &key.value {
+                    KeyArg::Template(_) => format!("add `{{{name}}}` to the key"),
+                    KeyArg::Expr(_) => format!("use `{name}` in the key expression"),
+                };
+                errors.at(
+                    p.ident.span(),
+                    format!(
+                        "the key does not cover parameter `{name}`: two calls that differ only in `{name}` would share one cache entry; {fix}, or list it in `skip = [{name}]` if it does not change the result"
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    let key_params: Vec<Ident> = params
+        .iter()
+        .filter(|p| !skipped.contains(&p.ident.to_string()))
+        .map(|p| p.ident.clone())
+        .collect();
+
+    let mut sig_idents = BTreeSet::new();
+    idents(quote::quote!(#sig), &mut sig_idents);
+    let in_impl = has_self || sig_idents.contains("Self");
+    let companions = !matches!(func.vis, syn::Visibility::Inherited);
+
+    ok.then_some(Model {
+        receiver,
+        params,
+        kind,
+        ret,
+        mode,
+        key_params,
+        in_impl,
+        companions,
+    })
+}
