@@ -21,6 +21,17 @@ struct Ctx<'a> {
 }
 
 pub(crate) fn expand(func: &ItemFn, args: &Args, m: &Model) -> TokenStream {
+    // `pub(self)` asks for companions; it means private, so emit it as such.
+    let owned;
+    let mut func = func;
+    if let syn::Visibility::Restricted(r) = &func.vis
+        && r.in_token.is_none()
+        && r.path.is_ident("self")
+    {
+        owned = func.clone();
+        owned.vis = syn::Visibility::Inherited;
+        func = &owned;
+    }
     let cx = Ctx {
         func,
         args,
@@ -420,6 +431,7 @@ impl Ctx<'_> {
         let uncached = quote!(
             #(#carried)*
             #[doc = #doc]
+            #[allow(unused_variables)]
             #vis #sig #block
         );
         if m.mode == Mode::Mutation {

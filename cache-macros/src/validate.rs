@@ -31,7 +31,8 @@ pub(crate) struct Param {
 /// What the function returns, which decides the runtime call.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReturnKind {
-    /// A path ending in `Result`; `optional` when its `Ok` type is an `Option`.
+    /// A path whose last segment ends in `Result` (`Result`, `io::Result`,
+    /// `DbResult`); `optional` when its `Ok` type is an `Option`.
     Result { optional: bool },
     /// `Option<T>`.
     Option,
@@ -197,7 +198,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
                 }
                 _ => {
                     let seg = last_segment(ty);
-                    if is_named(ty, "Result") {
+                    if last_segment(ty).is_some_and(|s| s.ident.to_string().ends_with("Result")) {
                         let ok_ty = seg.and_then(first_type_arg);
                         let optional = ok_ty.is_some_and(|t| is_named(t, "Option"));
                         (ReturnKind::Result { optional }, ret)
