@@ -28,8 +28,10 @@ pub(crate) fn expand(func: &ItemFn, args: &Args, m: &Model) -> TokenStream {
         && r.in_token.is_none()
         && r.path.is_ident("self")
     {
-        owned = func.clone();
-        owned.vis = syn::Visibility::Inherited;
+        owned = ItemFn {
+            vis: syn::Visibility::Inherited,
+            ..func.clone()
+        };
         func = &owned;
     }
     let cx = Ctx {
