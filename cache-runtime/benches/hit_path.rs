@@ -12,6 +12,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 mod common;
 #[path = "../../tests/src/harness.rs"]
+#[allow(dead_code)] // the bench uses only part of the harness
 mod harness;
 
 use common::{CourseDetails, course_details};
