@@ -64,7 +64,12 @@ pub mod cache_log {
             }
             let ms = f.elapsed_us.unwrap_or(0) as f64 / 1000.0;
             let flash = if f.outcome == "hit" { " ⚡" } else { "" };
-            eprintln!("[Cache] {} {}: {} ({ms:.2}ms){flash}", f.op, f.key, f.outcome.to_uppercase());
+            eprintln!(
+                "[Cache] {} {}: {} ({ms:.2}ms){flash}",
+                f.op,
+                f.key,
+                f.outcome.to_uppercase()
+            );
         }
     }
 

@@ -17,14 +17,22 @@ struct Course {
 /// Stands in for a query that costs real time.
 async fn query_course(id: i64) -> Result<Course, std::io::Error> {
     tokio::time::sleep(Duration::from_millis(40)).await;
-    Ok(Course { id, title: format!("Course {id}"), teacher_id: id % 3 })
+    Ok(Course {
+        id,
+        title: format!("Course {id}"),
+        teacher_id: id % 3,
+    })
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     examples::cache_log::init();
     let cache = Cache::from_env().await?;
-    let backend = if cache.is_redis() { "Redis (REDIS_URL)" } else { "in-process (set REDIS_URL for Redis)" };
+    let backend = if cache.is_redis() {
+        "Redis (REDIS_URL)"
+    } else {
+        "in-process (set REDIS_URL for Redis)"
+    };
     println!("cache: {backend}, namespace `{}`", cache.namespace());
     cache.invalidator().all().await.ok(); // start from a clean namespace
 
@@ -44,12 +52,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let second = get_course(7).await?;
     let hit = t.elapsed();
     assert_eq!(first, second);
-    println!("course 7: miss {miss:.2?}, hit {hit:.2?} ({:.0}x faster)", miss.as_secs_f64() / hit.as_secs_f64());
+    println!(
+        "course 7: miss {miss:.2?}, hit {hit:.2?} ({:.0}x faster)",
+        miss.as_secs_f64() / hit.as_secs_f64()
+    );
 
     // 100 concurrent requests for a cold key run the query once.
     let t = Instant::now();
     let all = futures_join_all((0..100).map(|_| get_course(8))).await;
-    println!("100 concurrent cold reads of course 8: {:.2?}, all ok: {}", t.elapsed(), all.iter().all(|r| r.is_ok()));
+    println!(
+        "100 concurrent cold reads of course 8: {:.2?}, all ok: {}",
+        t.elapsed(),
+        all.iter().all(|r| r.is_ok())
+    );
 
     // An update invalidates by tag; the next read is fresh.
     cache.invalidator().tag("courses").await?;
