@@ -340,7 +340,10 @@ fn parse_ttl(input: ParseStream<'_>, what: &str) -> syn::Result<TtlArg> {
             span: lit.span(),
         });
     }
-    if input.peek(LitInt) || input.peek(syn::LitFloat) {
+    let fork = input.fork();
+    let bare_number = (fork.parse::<LitInt>().is_ok() || fork.parse::<syn::LitFloat>().is_ok())
+        && (fork.is_empty() || fork.peek(Token![,]));
+    if bare_number {
         let tok: proc_macro2::TokenTree = input.parse()?;
         return Err(syn::Error::new(
             tok.span(),

@@ -238,7 +238,7 @@ impl Ctx<'_> {
     /// `__cache_policy` and the future `__cache_loader`.
     fn runtime_call(&self, put: bool) -> TokenStream {
         let kind = self.m.kind;
-        let ret_span = self.m.ret.span();
+        let ret_span = self.m.value_span;
         let (wrap, unwrap) = match kind {
             ReturnKind::Result { .. } => (quote!(__cache_loader), quote!(__cache_r)),
             ReturnKind::Option | ReturnKind::Plain => (
@@ -261,7 +261,7 @@ impl Ctx<'_> {
                 (false, true) => Ident::new("get_or_load_optional", ret_span),
                 (false, false) => Ident::new("get_or_load", ret_span),
             };
-            quote!(__cache_cache.#method(&__cache_key, __cache_policy, move || #wrap).await)
+            quote_spanned!(ret_span=> __cache_cache.#method(&__cache_key, __cache_policy, move || #wrap).await)
         };
         quote!({
             let __cache_r = #call;

@@ -12,6 +12,8 @@ use crate::ctxt::Errors;
 pub(crate) struct Template {
     pub(crate) lit: LitStr,
     pub(crate) parts: Vec<Part>,
+    /// False when the string had a syntax error (already reported).
+    pub(crate) well_formed: bool,
 }
 
 pub(crate) enum Part {
@@ -68,6 +70,7 @@ impl Template {
         let mut parts = Vec::new();
         let mut buf = String::new();
         let mut chars = text.char_indices().peekable();
+        let mut well_formed = true;
         while let Some((i, c)) = chars.next() {
             match c {
                 '{' if chars.peek().map(|p| p.1) == Some('{') => {
@@ -84,7 +87,11 @@ impl Template {
                             lit.span(),
                             format!("unclosed `{{` in {what} template: close the placeholder, or write `{{{{` for a literal brace"),
                         );
-                        return Template { lit, parts };
+                        return Template {
+                            lit,
+                            parts,
+                            well_formed: false,
+                        };
                     };
                     let inner = &text[i + 1..i + 1 + end];
                     match parse_path(inner) {
@@ -94,12 +101,15 @@ impl Template {
                             }
                             parts.push(Part::Var(p));
                         }
-                        None => errors.at(
+                        None => {
+                            well_formed = false;
+                            errors.at(
                             lit.span(),
                             format!(
                                 "malformed placeholder `{{{inner}}}` in {what} template: write `{{param}}`, `{{param.field}}` or `{{self.field}}`"
                             ),
-                        ),
+                        )
+                        }
                     }
                     // Skip the placeholder's characters.
                     while let Some((j, _)) = chars.peek() {
@@ -109,10 +119,13 @@ impl Template {
                         chars.next();
                     }
                 }
-                '}' => errors.at(
-                    lit.span(),
-                    format!("unmatched `}}` in {what} template: write `}}}}` for a literal brace"),
-                ),
+                '}' => {
+                    well_formed = false;
+                    errors.at(
+                        lit.span(),
+                        format!("unmatched `}}` in {what} template: write `}}}}` for a literal brace"),
+                    )
+                }
                 '<' => {
                     // `<param>` is a synonym of `{param}`; any other `<` is literal.
                     let rest = &text[i + 1..];
@@ -141,7 +154,11 @@ impl Template {
         if !buf.is_empty() {
             parts.push(Part::Lit(buf));
         }
-        Template { lit, parts }
+        Template {
+            lit,
+            parts,
+            well_formed,
+        }
     }
 
     pub(crate) fn placeholders(&self) -> impl Iterator<Item = &Placeholder> {

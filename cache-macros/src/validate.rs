@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::spanned::Spanned as _;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
 use crate::args::{Args, Invalidation, KeyArg};
@@ -64,6 +65,9 @@ pub(crate) struct Model {
     pub(crate) kind: ReturnKind,
     /// The declared return type (`()` when omitted), with its own span.
     pub(crate) ret: TokenStream,
+    /// The span of the type that is stored (`Course` in `Result<Course, E>`),
+    /// where "not serializable" errors point.
+    pub(crate) value_span: Span,
     pub(crate) mode: Mode,
     /// Parameters that make up the key, in declaration order.
     pub(crate) key_params: Vec<Ident>,
@@ -143,6 +147,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
 
     // Receiver and parameters.
     let mut receiver = Receiver::None;
+    let mut all_named = true;
     let mut params = Vec::new();
     for input in &sig.inputs {
         match input {
@@ -164,6 +169,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
                         "#[cached] needs a name for every parameter: bind it as `name: Type` and destructure it in the body (list it in `skip = [..]` if it is not part of the key)",
                     );
                     ok = false;
+                    all_named = false;
                 }
             },
         }
@@ -176,6 +182,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
     };
 
     // Return type.
+    let mut value_span = sig.fn_token.span;
     let (kind, ret) = match &sig.output {
         ReturnType::Default => (ReturnKind::Plain, quote::quote!(())),
         ReturnType::Type(_, ty) => {
@@ -201,10 +208,18 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
                     if last_segment(ty).is_some_and(|s| s.ident.to_string().ends_with("Result")) {
                         let ok_ty = seg.and_then(first_type_arg);
                         let optional = ok_ty.is_some_and(|t| is_named(t, "Option"));
+                        let value = if optional {
+                            ok_ty.and_then(last_segment).and_then(first_type_arg)
+                        } else {
+                            ok_ty
+                        };
+                        value_span = value.map_or_else(|| ty.span(), |t| t.span());
                         (ReturnKind::Result { optional }, ret)
                     } else if is_named(ty, "Option") {
+                        value_span = seg.and_then(first_type_arg).map_or_else(|| ty.span(), |t| t.span());
                         (ReturnKind::Option, ret)
                     } else {
+                        value_span = ty.span();
                         (ReturnKind::Plain, ret)
                     }
                 }
@@ -261,6 +276,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
 
     // skip.
     let mut skipped = BTreeSet::new();
+    let mut skip_ok = true;
     for id in args.skip.value().into_iter().flatten() {
         let name = id.to_string();
         if name == "self" {
@@ -275,6 +291,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
                 ),
             );
             ok = false;
+            skip_ok = false;
         } else if !skipped.insert(name.clone()) {
             errors.at(id.span(), format!("`{name}` is listed twice in `skip`: remove one"));
             ok = false;
@@ -283,7 +300,13 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
 
     // Placeholders of every template.
     let has_self = receiver != Receiver::None;
-    let mut check_template = |t: &Template, what: &str, errors: &mut Errors| {
+    let mut key_ok = true;
+    let mut check_template = |t: &Template, what: &str, errors: &mut Errors| -> bool {
+        let mut good = t.well_formed;
+        if !all_named {
+            // The parameters are not all known: placeholder errors would mislead.
+            return false;
+        }
         for p in t.placeholders() {
             if p.root == "self" {
                 if !has_self {
@@ -316,11 +339,13 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
                     ),
                 );
                 ok = false;
+                good = false;
             }
         }
+        good
     };
     if let Some(KeyArg::Template(t)) = args.key.value() {
-        check_template(t, "key", errors);
+        key_ok = check_template(t, "key", errors);
     }
     for t in args.tags.value().into_iter().flatten() {
         check_template(t, "tag", errors);
@@ -330,7 +355,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
             Invalidation::Key(t) => check_template(t, "invalidated key", errors),
             Invalidation::Tag(t) => check_template(t, "invalidated tag", errors),
             Invalidation::Pattern(t) => check_template(t, "invalidated pattern", errors),
-        }
+        };
     }
 
     // Key coverage: every non-skipped parameter is in the key.
@@ -340,7 +365,8 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
         Some(KeyArg::Expr(e)) => idents(quote::quote!(#e), &mut in_key),
         None => {}
     }
-    if let Some(key) = args.key.get() {
+    // Coverage is only meaningful once the key and `skip` are themselves valid.
+    if let Some(key) = args.key.get().filter(|_| key_ok && skip_ok && all_named) {
         for p in &params {
             let name = p.ident.to_string();
             if skipped.contains(&name) {
@@ -384,6 +410,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
         params,
         kind,
         ret,
+        value_span,
         mode,
         key_params,
         in_impl,

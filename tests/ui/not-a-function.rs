@@ -1,0 +1,8 @@
+use cache_runtime::cached;
+
+#[cached(key = "course")]
+struct Course {
+    id: i64,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use cache_runtime::cached;
+
+#[cached(key = "course:{id}", tll = LONG)]
+async fn course(id: i64) -> i64 {
+    id
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use cache_runtime::cached;
+
+#[cached(key = "course:{id}", ttl = LONGER)]
+async fn course(id: i64) -> i64 {
+    id
+}
+
+fn main() {}
