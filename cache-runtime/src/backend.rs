@@ -362,9 +362,10 @@ impl RedisBackend {
         let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(op_timeout))
-            // Bounds each round trip, including those of SCAN walks that the
-            // cache does not wrap in its own per-call timeout.
-            .set_response_timeout(Some(op_timeout))
+            // Bounds each round trip of SCAN walks, which the cache does not
+            // wrap in its per-call timeout. Longer than that timeout, so that
+            // for ordinary calls the cache's own (clearly reported) fires first.
+            .set_response_timeout(Some(op_timeout * 2))
             // The cache applies its own per-operation timeout and circuit
             // breaker; the manager only needs to reconnect, not to retry hard.
             .set_number_of_retries(1)

@@ -318,7 +318,7 @@ impl Cache {
     ) -> Result<R, CacheError> {
         let inner = &*self.inner;
         if matches!(inner.backend, Backend::Memory(_)) {
-            return fut.await.map_err(|e| map_err(key, e));
+            return fut.await.map_err(|e| map_err(key, e, inner.op_timeout));
         }
         if !inner.breaker.allow() {
             return Err(CacheError::Unavailable { key: key.to_owned() });
@@ -332,7 +332,7 @@ impl Cache {
                 if e.is_outage() {
                     self.breaker_change(inner.breaker.on_failure());
                 }
-                Err(map_err(key, e))
+                Err(map_err(key, e, inner.op_timeout))
             }
             Err(_) => {
                 self.breaker_change(inner.breaker.on_failure());
@@ -346,7 +346,8 @@ impl Cache {
 
     /// Like [`call`](Self::call) without the timeout, for walks of the key
     /// space (`SCAN` loops) that take many round trips; each round trip is
-    /// still bounded by the connection's response timeout (the same value).
+    /// still bounded by the connection's response timeout (twice the
+    /// operation timeout).
     pub(crate) async fn call_unbounded<R>(
         &self,
         key: &str,
@@ -365,7 +366,7 @@ impl Cache {
                 if e.is_outage() {
                     self.breaker_change(inner.breaker.on_failure());
                 }
-                Err(map_err(key, e))
+                Err(map_err(key, e, inner.op_timeout))
             }
         }
     }
@@ -791,8 +792,13 @@ enum Read<T> {
     },
 }
 
-fn map_err(key: &str, e: BackendError) -> CacheError {
+fn map_err(key: &str, e: BackendError, timeout: Duration) -> CacheError {
     match e {
+        // The connection's own response timeout (of a SCAN round trip).
+        BackendError::Redis(source) if source.is_timeout() => CacheError::Timeout {
+            key: key.to_owned(),
+            timeout,
+        },
         BackendError::Redis(source) => CacheError::Backend {
             key: key.to_owned(),
             source,

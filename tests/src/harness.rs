@@ -33,12 +33,18 @@ pub fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
+        let mut s = RedisServer::stopped();
+        s.spawn();
+        s
+    }
+
+    /// Reserves a free port and a directory without starting the server
+    /// (for "Redis absent at start-up" tests); `restart` starts it.
+    pub fn stopped() -> RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("cache-tests-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir for redis-server");
-        let mut s = RedisServer { port, dir, child: None };
-        s.spawn();
-        s
+        RedisServer { port, dir, child: None }
     }
 
     /// `redis://127.0.0.1:{port}/`.
@@ -140,7 +146,8 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port (empty: nothing is saved).
+    /// Starts the server again on the same port (empty: nothing is saved),
+    /// or for the first time after `stopped`.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
