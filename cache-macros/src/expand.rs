@@ -183,7 +183,9 @@ impl Ctx<'_> {
         format_ident!("{}_uncached", self.name)
     }
 
-    /// `let __cache_body = <the body as a future>;`
+    /// `let __cache_body = move || <the body as a future>;`: a closure, so
+    /// that the future is only built when the body runs (a hit moves
+    /// nothing but the captured parameters).
     fn body_future(&self) -> TokenStream {
         let m = self.m;
         if m.companions {
@@ -216,12 +218,15 @@ impl Ctx<'_> {
                 (false, true) => quote!(Self::#f #turbofish(#(#args),*)),
                 (false, false) => quote!(#f #turbofish(#(#args),*)),
             };
-            quote!(let __cache_body = #call;)
+            quote!(
+                let __cache_fut = #call;
+                let __cache_body = move || __cache_fut;
+            )
         } else {
             let ret = &m.ret;
             let block = &self.func.block;
             quote!(
-                let __cache_body = async move {
+                let __cache_body = move || async move {
                     #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::needless_return)]
                     if false {
                         let __cache_fake_return: #ret = loop {};
@@ -235,15 +240,15 @@ impl Ctx<'_> {
 
     /// The runtime call for `mode` (`Read` or `Put`), as an expression of the
     /// function's return type. Uses `__cache_cache`, `__cache_key`,
-    /// `__cache_policy` and the future `__cache_loader`.
+    /// `__cache_policy` and the loader closure `__cache_loader`.
     fn runtime_call(&self, put: bool) -> TokenStream {
         let kind = self.m.kind;
         let ret_span = self.m.value_span;
         let (wrap, unwrap) = match kind {
-            ReturnKind::Result { .. } => (quote!(__cache_loader), quote!(__cache_r)),
+            ReturnKind::Result { .. } => (quote!(__cache_loader()), quote!(__cache_r)),
             ReturnKind::Option | ReturnKind::Plain => (
                 quote!(
-                    async move { ::core::result::Result::Ok::<_, ::core::convert::Infallible>(__cache_loader.await) }
+                    async move { ::core::result::Result::Ok::<_, ::core::convert::Infallible>(__cache_loader().await) }
                 ),
                 quote!(match __cache_r {
                     ::core::result::Result::Ok(v) => v,
@@ -305,7 +310,7 @@ impl Ctx<'_> {
     /// first (the body future may take `self`); the global one after (its
     /// `None` branch runs the body).
     fn setup(&self, body: &TokenStream) -> TokenStream {
-        let bind_cache = self.bind_cache(true, quote!(return __cache_body.await;));
+        let bind_cache = self.bind_cache(true, quote!(return __cache_body().await;));
         if self.args.cache.is_set() {
             quote!(#bind_cache #body)
         } else {
@@ -328,7 +333,7 @@ impl Ctx<'_> {
                 quote!(
                     #inv_bind
                     #setup
-                    let __cache_result = __cache_body.await;
+                    let __cache_result = __cache_body().await;
                     if #ok {
                         #run
                     }
@@ -358,8 +363,8 @@ impl Ctx<'_> {
                             (
                                 quote!(let __cache_ran = ::core::sync::atomic::AtomicBool::new(false);
                                        let __cache_ran_ref = &__cache_ran;),
-                                quote!(let __cache_loader = async move {
-                                    let __cache_v = __cache_body.await;
+                                quote!(let __cache_loader = move || async move {
+                                    let __cache_v = __cache_body().await;
                                     __cache_ran_ref.store(true, ::core::sync::atomic::Ordering::Relaxed);
                                     __cache_v
                                 };),

@@ -67,6 +67,7 @@ pub fn key_from_expr<T: KeyPart + ?Sized>(value: &T, suffix: &str) -> String {
 
 /// `"{type_name}::{function}"`, computed once per call site, for the stats
 /// of a method (a `&'static str` that the attribute cannot spell itself).
+#[inline]
 pub fn method_name(cell: &'static OnceLock<&'static str>, ty: fn() -> &'static str, function: &str) -> &'static str {
     cell.get_or_init(|| Box::leak(format!("{}::{function}", ty()).into_boxed_str()))
 }

@@ -78,6 +78,13 @@ impl Counter {
         self.runs += 1;
         n + self.runs
     }
+
+    /// No visibility: the body is expanded inline (no companions).
+    #[cached(key = "mut-private:{n}", cache = self.cache)]
+    async fn bump_private(&mut self, n: u32) -> u32 {
+        self.runs += 1;
+        n + self.runs
+    }
 }
 
 trait CourseSource {
@@ -125,6 +132,9 @@ async fn shapes(backend: Backend) {
     assert_eq!(c.bump(10).await, 11);
     assert_eq!(c.bump(10).await, 11);
     assert_eq!(c.runs, 1);
+    assert_eq!(c.bump_private(10).await, 12);
+    assert_eq!(c.bump_private(10).await, 12);
+    assert_eq!(c.runs, 2);
 }
 
 #[tokio::test]
