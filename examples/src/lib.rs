@@ -1,4 +1,6 @@
-//! Shared pieces of the examples.
+//! Shared pieces of the examples, and the LMS application ([`lms`]).
+
+pub mod lms;
 
 pub mod cache_log {
     //! Prints the runtime's `tracing` events in the original's shape:
