@@ -97,9 +97,21 @@ impl Backend {
     pub(crate) async fn get(&self, key: &str) -> BResult<Option<Raw>> {
         dispatch!(self.get(key))
     }
+    /// Stores a value and revokes any outstanding lease on the key, so that
+    /// a load that started before this write can no longer store over it.
     pub(crate) async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> BResult<()> {
         dispatch!(self.set(key, value, ttl))
     }
+    /// Takes the fill lease of `key` with `token` (overwriting another's).
+    pub(crate) async fn lease(&self, key: &str, token: u64, ttl: Duration) -> BResult<()> {
+        dispatch!(self.lease(key, token, ttl))
+    }
+    /// Stores the value only if the lease taken with `token` is still held,
+    /// i.e. no invalidation or write of the key happened since; releases it.
+    pub(crate) async fn set_if_leased(&self, key: &str, value: Vec<u8>, ttl: Duration, token: u64) -> BResult<bool> {
+        dispatch!(self.set_if_leased(key, value, ttl, token))
+    }
+    /// Deletes keys and revokes their leases; counts the keys that existed.
     pub(crate) async fn del(&self, keys: &[String]) -> BResult<u64> {
         dispatch!(self.del(keys))
     }
@@ -136,6 +148,15 @@ impl Backend {
     /// keys included.
     pub(crate) async fn clear_prefix(&self, prefix: &str, batch: usize) -> BResult<u64> {
         dispatch!(self.clear_prefix(prefix, batch))
+    }
+}
+
+/// The internal key of `full_key`'s fill lease: `{ns}:__lease:{rest}`. Works
+/// for patterns too (the namespace holds no glob characters).
+pub(crate) fn lease_key(full_key: &str) -> String {
+    match full_key.split_once(':') {
+        Some((ns, rest)) => format!("{ns}:{INTERNAL_MARK}lease:{rest}"),
+        None => format!("{INTERNAL_MARK}lease:{full_key}"),
     }
 }
 
@@ -187,6 +208,10 @@ pub(crate) struct MemoryBackend {
     /// Tag versions live apart from entries so that eviction never resets
     /// one (which could revive a stale entry).
     tags: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Fill leases: key → (token, expiry). Stores and invalidations of a key
+    /// take this lock around their change, which makes "store if the lease
+    /// is still held" atomic with respect to invalidation.
+    leases: std::sync::Mutex<std::collections::HashMap<String, (u64, Instant)>>,
 }
 
 impl MemoryBackend {
@@ -199,6 +224,7 @@ impl MemoryBackend {
         MemoryBackend {
             cache,
             tags: Default::default(),
+            leases: Default::default(),
         }
     }
 
@@ -211,16 +237,54 @@ impl MemoryBackend {
         Ok(self.live(key).map(|e| Raw::Shared(e.bytes)))
     }
 
-    fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> BResult<()> {
+    fn leases(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u64, Instant)>> {
+        self.leases.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn insert(&self, key: &str, value: Vec<u8>, ttl: Duration) {
         let entry = MemEntry {
             bytes: value.into(),
             expires_at: Instant::now().checked_add(ttl),
         };
         self.cache.insert(key.to_owned(), entry);
+    }
+
+    fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> BResult<()> {
+        let mut leases = self.leases();
+        leases.remove(key);
+        self.insert(key, value, ttl);
         Ok(())
     }
 
+    fn lease(&self, key: &str, token: u64, ttl: Duration) -> BResult<()> {
+        let now = Instant::now();
+        let mut leases = self.leases();
+        if leases.len() >= 1024 {
+            // Leases of cancelled loads are never released: drop expired ones.
+            leases.retain(|_, (_, until)| *until > now);
+        }
+        leases.insert(key.to_owned(), (token, now + ttl));
+        Ok(())
+    }
+
+    fn set_if_leased(&self, key: &str, value: Vec<u8>, ttl: Duration, token: u64) -> BResult<bool> {
+        let mut leases = self.leases();
+        match leases.get(key) {
+            Some(&(t, until)) if t == token && until > Instant::now() => {
+                leases.remove(key);
+                self.insert(key, value, ttl);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn del(&self, keys: &[String]) -> BResult<u64> {
+        let mut leases = self.leases();
+        for k in keys {
+            leases.remove(k);
+        }
+        drop(leases);
         let now = Instant::now();
         Ok(keys
             .iter()
@@ -229,6 +293,8 @@ impl MemoryBackend {
     }
 
     fn del_pattern(&self, pattern: &str, _batch: usize) -> BResult<u64> {
+        self.leases()
+            .retain(|k, _| !crate::keys::glob_match(pattern.as_bytes(), k.as_bytes()));
         let now = Instant::now();
         let matching: Vec<Arc<String>> = self
             .cache
@@ -317,6 +383,7 @@ impl MemoryBackend {
                 removed += 1;
             }
         }
+        self.leases().retain(|k, _| !k.starts_with(prefix));
         // Tag versions are bumped, not dropped: an entry stored concurrently
         // under an old version must stay stale.
         let mut tags = self.tags.lock().unwrap_or_else(|p| p.into_inner());
@@ -388,9 +455,26 @@ impl RedisBackend {
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) -> BResult<()> {
-        redis::cmd("SET")
+        redis::pipe()
+            .atomic()
+            .cmd("SET")
             .arg(key)
             .arg(value)
+            .arg("PX")
+            .arg(ttl_millis(ttl))
+            .ignore()
+            .cmd("UNLINK")
+            .arg(lease_key(key))
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await?;
+        Ok(())
+    }
+
+    async fn lease(&self, key: &str, token: u64, ttl: Duration) -> BResult<()> {
+        redis::cmd("SET")
+            .arg(lease_key(key))
+            .arg(token)
             .arg("PX")
             .arg(ttl_millis(ttl))
             .query_async::<()>(&mut self.conn())
@@ -398,14 +482,54 @@ impl RedisBackend {
         Ok(())
     }
 
+    async fn set_if_leased(&self, key: &str, value: Vec<u8>, ttl: Duration, token: u64) -> BResult<bool> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                r"if redis.call('GET', KEYS[2]) == ARGV[3] then
+                    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+                    redis.call('DEL', KEYS[2])
+                    return 1
+                  end
+                  return 0",
+            )
+        });
+        let stored: i64 = SCRIPT
+            .key(key)
+            .key(lease_key(key))
+            .arg(value)
+            .arg(ttl_millis(ttl))
+            .arg(token.to_string())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(stored == 1)
+    }
+
     async fn del(&self, keys: &[String]) -> BResult<u64> {
         if keys.is_empty() {
             return Ok(0);
         }
-        Ok(redis::cmd("UNLINK").arg(keys).query_async(&mut self.conn()).await?)
+        let leases: Vec<String> = keys.iter().map(|k| lease_key(k)).collect();
+        let (removed,): (u64,) = redis::pipe()
+            .atomic()
+            .cmd("UNLINK")
+            .arg(keys)
+            .cmd("UNLINK")
+            .arg(leases)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(removed)
     }
 
     async fn del_pattern(&self, pattern: &str, batch: usize) -> BResult<u64> {
+        // Leases first: a load racing with this walk can no longer store.
+        self.unlink_matching(&lease_key(pattern), batch, |_| true).await?;
+        self.unlink_matching(pattern, batch, |k| !is_internal(k, pattern)).await
+    }
+
+    /// `SCAN MATCH pattern` + `UNLINK` of the keys `keep` accepts, batch by
+    /// batch; returns how many were removed.
+    async fn unlink_matching(&self, pattern: &str, batch: usize, keep: impl Fn(&str) -> bool) -> BResult<u64> {
         let mut conn = self.conn();
         let mut cursor: u64 = 0;
         let mut removed = 0u64;
@@ -418,7 +542,7 @@ impl RedisBackend {
                 .arg(batch)
                 .query_async(&mut conn)
                 .await?;
-            let keys: Vec<String> = keys.into_iter().filter(|k| !is_internal(k, pattern)).collect();
+            let keys: Vec<String> = keys.into_iter().filter(|k| keep(k)).collect();
             if !keys.is_empty() {
                 let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
                 removed += n;
@@ -496,16 +620,10 @@ impl RedisBackend {
     }
 
     async fn clear_prefix(&self, prefix: &str, batch: usize) -> BResult<u64> {
-        // Entries go; tag versions are bumped rather than dropped, so that an
-        // entry stored concurrently under an old version stays stale.
-        let mut pattern = String::with_capacity(prefix.len() + 1);
-        for c in prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('*');
+        // Entries and leases go; tag versions are bumped rather than dropped,
+        // so that an entry stored concurrently under an old version stays
+        // stale. The namespace holds no glob characters.
+        let pattern = format!("{prefix}*");
         let removed = self.del_pattern(&pattern, batch).await?;
         let mut tag_pattern = pattern.clone();
         tag_pattern.pop();

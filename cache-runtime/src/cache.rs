@@ -45,6 +45,7 @@ pub(crate) struct Inner {
     op_timeout: Duration,
     jitter: f64,
     max_value_bytes: usize,
+    lease_ttl: Duration,
     pub(crate) scan_batch: usize,
     breaker: Breaker,
     flights: Flights,
@@ -96,6 +97,7 @@ pub struct CacheBuilder {
     max_value_bytes: usize,
     memory_capacity: u64,
     scan_batch: usize,
+    lease_ttl: Duration,
 }
 
 impl Default for CacheBuilder {
@@ -111,6 +113,7 @@ impl Default for CacheBuilder {
             max_value_bytes: 4 * 1024 * 1024,
             memory_capacity: 128 * 1024 * 1024,
             scan_batch: 500,
+            lease_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -178,6 +181,16 @@ impl CacheBuilder {
         self
     }
 
+    /// How long a load may take and still store its value (default 30 s).
+    /// Before a loader runs, the cache takes a lease on the key; an
+    /// invalidation or write of the key revokes it, and the loaded value is
+    /// only stored while the lease is held. This closes the stale-set race:
+    /// a value loaded before an invalidation is never stored after it.
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
     /// `SCAN ... COUNT n` batch size of pattern deletion (default 500).
     pub fn scan_batch(mut self, n: usize) -> Self {
         self.scan_batch = n;
@@ -216,6 +229,7 @@ impl CacheBuilder {
                 op_timeout: self.op_timeout,
                 jitter: self.jitter,
                 max_value_bytes: self.max_value_bytes,
+                lease_ttl: self.lease_ttl,
                 scan_batch: self.scan_batch.max(1),
                 breaker: Breaker::new(self.breaker_threshold, self.breaker_cooldown),
                 flights: Flights::default(),
@@ -632,6 +646,13 @@ impl Cache {
                 }
                 Role::Leader(leader) => {
                     let load = loader.take().unwrap_or_else(|| unreachable!("loader taken twice"));
+                    // The lease is taken before the loader reads the source:
+                    // an invalidation after this point revokes it.
+                    let token = crate::ttl::random_u64();
+                    let leased = self
+                        .call(key, self.inner.backend.lease(&full, token, self.inner.lease_ttl))
+                        .await
+                        .is_ok();
                     scope.add(|c| &c.loads);
                     let load_start = Instant::now();
                     let value = match load().await {
@@ -657,9 +678,9 @@ impl Cache {
                                 Some(v) => Some(codec::with_tags(&tag_keys, &v, &bytes)),
                                 None => None, // versions unknown: storing could serve stale data
                             };
-                            if let (Some(ttl), Some(stored)) = (ttl_for(&value), stored) {
+                            if let (Some(ttl), Some(stored), true) = (ttl_for(&value), stored, leased) {
                                 let ttl = crate::ttl::jittered(ttl, self.inner.jitter);
-                                self.store(key, &full, stored, ttl, &scope).await;
+                                self.store_leased(key, &full, stored, ttl, token, &scope).await;
                             }
                         }
                         None => leader.publish(Outcome::Failed),
@@ -767,6 +788,25 @@ impl Cache {
                 }
                 tracing::warn!(target: "cache_runtime", key, error = %e, "value not cached");
                 None
+            }
+        }
+    }
+
+    async fn store_leased(&self, key: &str, full: &str, bytes: Vec<u8>, ttl: Duration, token: u64, scope: &Scope<'_>) {
+        let start = Instant::now();
+        match self
+            .call(key, self.inner.backend.set_if_leased(full, bytes, ttl, token))
+            .await
+        {
+            Ok(true) => trace_op("SET", key, "ok", start),
+            Ok(false) => {
+                scope.add(|c| &c.stale_sets_prevented);
+                trace_op("SET", key, "stale", start);
+            }
+            Err(CacheError::Unavailable { .. }) => trace_op("SET", key, "bypass", start),
+            Err(e) => {
+                scope.add(|c| &c.backend_errors);
+                tracing::debug!(target: "cache_runtime", key, error = %e, "cache write failed");
             }
         }
     }

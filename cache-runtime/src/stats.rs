@@ -16,6 +16,7 @@ pub(crate) struct Counters {
     pub(crate) bypassed: AtomicU64,
     pub(crate) oversized: AtomicU64,
     pub(crate) encode_errors: AtomicU64,
+    pub(crate) stale_sets_prevented: AtomicU64,
 }
 
 impl Counters {
@@ -31,6 +32,7 @@ impl Counters {
             bypassed: self.bypassed.load(Relaxed),
             oversized: self.oversized.load(Relaxed),
             encode_errors: self.encode_errors.load(Relaxed),
+            stale_sets_prevented: self.stale_sets_prevented.load(Relaxed),
         }
     }
 }
@@ -121,6 +123,9 @@ pub struct FunctionStats {
     pub oversized: u64,
     /// Values not stored because they failed to serialize.
     pub encode_errors: u64,
+    /// Loaded values not stored because their key was invalidated or
+    /// written while they loaded (their lease was revoked).
+    pub stale_sets_prevented: u64,
 }
 
 impl FunctionStats {
