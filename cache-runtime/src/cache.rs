@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     breaker: Breaker,
     flights: Flights,
     pub(crate) stats: StatsInner,
+    warned_oversized: std::sync::atomic::AtomicBool,
+    warned_encode: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for Cache {
@@ -137,6 +139,28 @@ impl CacheBuilder {
     pub fn memory(mut self) -> Self {
         self.backend = BackendChoice::Memory;
         self
+    }
+
+    /// Applies the environment over the settings so far: `REDIS_URL` set and
+    /// non-empty → Redis at that URL, otherwise in-process;
+    /// `CACHE_NAMESPACE` set and non-empty → namespace. So an application can
+    /// give its own defaults and let deployment override them:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = cache_runtime::Cache::builder().namespace("lms").from_env().build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_env(mut self) -> Self {
+        if let Ok(ns) = std::env::var("CACHE_NAMESPACE")
+            && !ns.trim().is_empty()
+        {
+            self = self.namespace(ns.trim());
+        }
+        match std::env::var("REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => self.redis(url.trim()),
+            _ => self.memory(),
+        }
     }
 
     /// Serialization format of new values (reads accept every codec).
@@ -234,6 +258,8 @@ impl CacheBuilder {
                 breaker: Breaker::new(self.breaker_threshold, self.breaker_cooldown),
                 flights: Flights::default(),
                 stats: StatsInner::default(),
+                warned_oversized: Default::default(),
+                warned_encode: Default::default(),
             }),
         })
     }
@@ -270,16 +296,7 @@ impl Cache {
     /// `REDIS_URL` set and non-empty → Redis, otherwise in-process;
     /// `CACHE_NAMESPACE` → namespace.
     pub async fn from_env() -> Result<Cache, CacheError> {
-        let mut b = Cache::builder();
-        if let Ok(ns) = std::env::var("CACHE_NAMESPACE")
-            && !ns.is_empty()
-        {
-            b = b.namespace(&ns);
-        }
-        match std::env::var("REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => b.redis(url.trim()).build().await,
-            _ => b.memory().build().await,
-        }
+        Cache::builder().from_env().build().await
     }
 
     /// A builder for every other setting.
@@ -782,11 +799,25 @@ impl Cache {
         match self.encode(key, value) {
             Ok(b) => Some(b),
             Err(e) => {
-                match e {
-                    CacheError::TooLarge { .. } => scope.add(|c| &c.oversized),
-                    _ => scope.add(|c| &c.encode_errors),
+                use std::sync::atomic::Ordering::Relaxed;
+                let warned = match e {
+                    CacheError::TooLarge { .. } => {
+                        scope.add(|c| &c.oversized);
+                        &self.inner.warned_oversized
+                    }
+                    _ => {
+                        scope.add(|c| &c.encode_errors);
+                        &self.inner.warned_encode
+                    }
+                };
+                // Once per cache and kind at `warn` (the stats keep counting),
+                // then at `debug`: a hot oversized key must not flood the log.
+                if warned.swap(true, Relaxed) {
+                    tracing::debug!(target: "cache_runtime", key, error = %e, "value not cached");
+                } else {
+                    tracing::warn!(target: "cache_runtime", key, error = %e,
+                        "value not cached (further cases are logged at debug and counted in stats)");
                 }
-                tracing::warn!(target: "cache_runtime", key, error = %e, "value not cached");
                 None
             }
         }
@@ -849,7 +880,7 @@ fn map_err(key: &str, e: BackendError, timeout: Duration) -> CacheError {
 
 /// One `debug` event per operation: key, outcome and elapsed time, never the
 /// value.
-fn trace_op(op: &'static str, key: &str, outcome: &'static str, start: Instant) {
+pub(crate) fn trace_op(op: &'static str, key: &str, outcome: &'static str, start: Instant) {
     tracing::debug!(
         target: "cache_runtime",
         op,

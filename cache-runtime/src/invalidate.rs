@@ -1,5 +1,8 @@
 //! Dropping entries by key, pattern, or the whole namespace.
 
+use std::time::Instant;
+
+use crate::cache::trace_op;
 use crate::{Cache, CacheError};
 
 /// Invalidation handle of a [`Cache`] (the original's `CacheInvalidator`).
@@ -38,12 +41,13 @@ impl Invalidator {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let keys: Vec<String> = keys.into_iter().map(|k| self.cache.full_key(k.as_ref())).collect();
-        let label = keys
-            .first()
-            .map(|k| k[self.cache.namespace().len() + 1..].to_owned())
-            .unwrap_or_default();
-        self.cache.call(&label, self.cache.inner.backend.del(&keys)).await
+        let start = Instant::now();
+        let names: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
+        let full: Vec<String> = names.iter().map(|k| self.cache.full_key(k)).collect();
+        let label = names.join(" ");
+        let r = self.cache.call(&label, self.cache.inner.backend.del(&full)).await;
+        trace_op("DEL", &label, outcome(&r), start);
+        r
     }
 
     /// Drops every entry stored with this tag (see [`Policy::tags`](crate::Policy::tags)),
@@ -60,12 +64,13 @@ impl Invalidator {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let keys: Vec<String> = tags.into_iter().map(|t| self.cache.tag_key(t.as_ref())).collect();
-        let label = keys.first().cloned().unwrap_or_default();
-        self.cache
-            .call(&label, self.cache.inner.backend.bump_tags(&keys))
-            .await?;
-        Ok(keys.len() as u64)
+        let start = Instant::now();
+        let names: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
+        let keys: Vec<String> = names.iter().map(|t| self.cache.tag_key(t)).collect();
+        let label = names.iter().map(|t| format!("tag:{t}")).collect::<Vec<_>>().join(" ");
+        let r = self.cache.call(&label, self.cache.inner.backend.bump_tags(&keys)).await;
+        trace_op("INVALIDATE", &label, outcome(&r), start);
+        r.map(|()| keys.len() as u64)
     }
 
     /// Drops every key of the namespace matching a Redis glob, with `SCAN` +
@@ -77,10 +82,18 @@ impl Invalidator {
     /// Drops every key of this cache's namespace, and nothing else: never
     /// `FLUSHDB`.
     pub async fn all(&self) -> Result<u64, CacheError> {
+        let start = Instant::now();
         let prefix = self.cache.full_key("");
         let inner = &self.cache.inner;
-        self.cache
+        let r = self
+            .cache
             .call_unbounded("*", inner.backend.clear_prefix(&prefix, inner.scan_batch))
-            .await
+            .await;
+        trace_op("CLEAR", &prefix, outcome(&r), start);
+        r
     }
+}
+
+fn outcome<T>(r: &Result<T, CacheError>) -> &'static str {
+    if r.is_ok() { "ok" } else { "error" }
 }

@@ -28,6 +28,48 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # `#[cached]`
+//!
+//! ```
+//! use cache_runtime::{Cache, cached};
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//!
+//! struct CourseRepository { cache: Cache, queries: AtomicU32 }
+//!
+//! impl CourseRepository {
+//!     #[cached(key = "course:{id}:title", ttl = LONG, tags = ["courses"], cache = self.cache)]
+//!     pub async fn title(&self, id: i64) -> Result<String, std::io::Error> {
+//!         self.queries.fetch_add(1, Ordering::Relaxed); // the database query
+//!         Ok(format!("Course {id}"))
+//!     }
+//!
+//!     #[cached(invalidates = ["course:{id}:title"], cache = self.cache)]
+//!     pub async fn rename(&self, id: i64, title: &str) -> Result<(), std::io::Error> {
+//!         Ok(()) // the UPDATE
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), std::io::Error> {
+//! let repo = CourseRepository { cache: Cache::memory(), queries: AtomicU32::new(0) };
+//! assert_eq!(repo.title(7).await?, "Course 7");
+//! assert_eq!(repo.title(7).await?, "Course 7"); // a hit: no query
+//! assert_eq!(repo.queries.load(Ordering::Relaxed), 1);
+//! repo.rename(7, "Rust").await?;                // drops course:7:title
+//! repo.title(7).await?;
+//! assert_eq!(repo.queries.load(Ordering::Relaxed), 2);
+//! assert_eq!(CourseRepository::title_key(7), "course:7:title");
+//! # Ok(()) }
+//! ```
+//!
+//! A key that does not cover every parameter does not compile: two calls
+//! differing only in `tenant` would share one entry.
+//!
+//! ```compile_fail
+//! use cache_runtime::cached;
+//! #[cached(key = "dashboard:{user}")]
+//! async fn dashboard(tenant: u64, user: u64) -> u64 { tenant + user }
+//! ```
+//!
 //! # Failure model
 //!
 //! The explicit operations return [`CacheError`], with the key in the

@@ -167,15 +167,7 @@ async fn main() -> Result<(), BoxError> {
 /// `REDIS_URL` → Redis, else in-process; namespace `CACHE_NAMESPACE` or
 /// `lms-example`.
 async fn cache_from_env() -> Result<Cache, cache_runtime::CacheError> {
-    let ns = std::env::var("CACHE_NAMESPACE")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "lms-example".to_owned());
-    let b = Cache::builder().namespace(&ns);
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.trim().is_empty() => b.redis(url.trim()).build().await,
-        _ => b.memory().build().await,
-    }
+    Cache::builder().namespace("lms-example").from_env().build().await
 }
 
 struct Row {
