@@ -152,8 +152,9 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => {
-                let shared = match &*r.ty {
-                    Type::Reference(t) => t.mutability.is_none(),
+                let shared = match &r.kind {
+                    syn::ReceiverKind::Reference(_, _, mutability) => mutability.is_none(),
+                    syn::ReceiverKind::Typed(_, ty) => matches!(&**ty, Type::Reference(t) if t.mutability.is_none()),
                     _ => false,
                 };
                 receiver = if shared { Receiver::Shared } else { Receiver::Owned };
