@@ -237,6 +237,11 @@ impl CacheBuilder {
         }
         let backend = match &self.backend {
             BackendChoice::Memory => Backend::Memory(MemoryBackend::new(self.memory_capacity)),
+            BackendChoice::Redis(url) if url.starts_with("rediss:") && !cfg!(feature = "tls") => {
+                return Err(CacheError::Config(
+                    "`rediss://` URLs need the `tls` feature of cache-runtime".into(),
+                ));
+            }
             BackendChoice::Redis(url) => {
                 Backend::Redis(
                     RedisBackend::new(url, self.op_timeout).map_err(|e| CacheError::InvalidUrl {

@@ -18,6 +18,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<(Child, ChildStdin)>,
+    /// Extra `redis-server` arguments (ACL users, passwords).
+    args: Vec<String>,
 }
 
 fn binary() -> String {
@@ -33,7 +35,14 @@ pub fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers `PING`.
     pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Starts a server with extra arguments, e.g.
+    /// `["--requirepass", "secret"]`.
+    pub fn start_with(args: &[&str]) -> RedisServer {
         let mut s = RedisServer::stopped();
+        s.args = args.iter().map(|a| (*a).to_owned()).collect();
         s.spawn();
         s
     }
@@ -44,7 +53,12 @@ impl RedisServer {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("cache-tests-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create temp dir for redis-server");
-        RedisServer { port, dir, child: None }
+        RedisServer {
+            port,
+            dir,
+            child: None,
+            args: Vec::new(),
+        }
     }
 
     /// `redis://127.0.0.1:{port}/`.
@@ -93,6 +107,7 @@ impl RedisServer {
             .arg(self.log_path())
             .arg("--pidfile")
             .arg(self.pid_path())
+            .args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -120,7 +135,8 @@ impl RedisServer {
         );
     }
 
-    /// Sends `PING` over a fresh connection; true on `+PONG`.
+    /// Sends `PING` over a fresh connection; true when the server answers
+    /// (`+PONG`, or an authentication error from a server that wants one).
     pub fn ping(&self) -> bool {
         let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_millis(200))
         else {
@@ -131,7 +147,7 @@ impl RedisServer {
             return false;
         }
         let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).is_ok() && line.starts_with("+PONG")
+        BufReader::new(s).read_line(&mut line).is_ok() && (line.starts_with("+PONG") || line.starts_with("-NOAUTH"))
     }
 
     /// Kills the server (SIGKILL) and waits until it is gone. Idempotent.
