@@ -48,7 +48,7 @@ pub(crate) struct Inner {
     lease_ttl: Duration,
     pub(crate) scan_batch: usize,
     breaker: Breaker,
-    flights: Flights,
+    pub(crate) flights: Flights,
     pub(crate) stats: StatsInner,
     warned_oversized: std::sync::atomic::AtomicBool,
     warned_encode: std::sync::atomic::AtomicBool,
@@ -482,6 +482,7 @@ impl Cache {
     /// Deletes a key; `true` if it existed.
     pub async fn del(&self, key: &str) -> Result<bool, CacheError> {
         let start = Instant::now();
+        self.inner.flights.invalidated();
         let r = self
             .call(key, self.inner.backend.del(&[self.full_key(key)]))
             .await
@@ -497,6 +498,7 @@ impl Cache {
     /// contain no glob characters, so they match only themselves.
     pub async fn del_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         let start = Instant::now();
+        self.inner.flights.invalidated();
         let full = self.full_key(pattern);
         let r = self
             .call_unbounded(pattern, self.inner.backend.del_pattern(&full, self.inner.scan_batch))

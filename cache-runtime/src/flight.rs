@@ -8,6 +8,7 @@
 //! every waiter wakes up to retry, one of them becoming the new leader.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -23,7 +24,12 @@ pub(crate) enum Outcome {
 
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
-    map: Mutex<HashMap<String, watch::Receiver<Outcome>>>,
+    /// Full key → the running flight and the invalidation epoch it started in.
+    map: Mutex<HashMap<String, (u64, watch::Receiver<Outcome>)>>,
+    /// Bumped by every invalidation made through this cache: a caller that
+    /// arrives after an invalidation must not receive the result of a load
+    /// that started before it, so it starts a flight of its own.
+    epoch: AtomicU64,
 }
 
 pub(crate) enum Role<'a> {
@@ -34,21 +40,28 @@ pub(crate) enum Role<'a> {
 impl Flights {
     pub(crate) fn join(&self, key: &str) -> Role<'_> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(rx) = map.get(key) {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        if let Some((started, rx)) = map.get(key) {
             // A flight whose leader is gone (sender dropped) is stale; the
-            // leader's guard removes it, but be robust to the window.
-            if rx.has_changed().is_ok() {
+            // leader's guard removes it, but be robust to the window. A
+            // flight that started before an invalidation is not joined.
+            if *started == epoch && rx.has_changed().is_ok() {
                 return Role::Waiter(rx.clone());
             }
         }
         let (tx, rx) = watch::channel(Outcome::Pending);
-        map.insert(key.to_owned(), rx.clone());
+        map.insert(key.to_owned(), (epoch, rx.clone()));
         Role::Leader(Leader {
             flights: self,
             key: key.to_owned(),
             tx,
             rx,
         })
+    }
+
+    /// Called before every invalidation: later callers start new flights.
+    pub(crate) fn invalidated(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     #[cfg(test)]
@@ -78,7 +91,7 @@ impl Leader<'_> {
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
         let mut map = self.flights.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(&self.key).is_some_and(|rx| self.rx.same_channel(rx)) {
+        if map.get(&self.key).is_some_and(|(_, rx)| self.rx.same_channel(rx)) {
             map.remove(&self.key);
         }
     }
@@ -112,6 +125,24 @@ mod tests {
         assert!(wait(rx).await.is_none());
         assert_eq!(f.len(), 0);
         assert!(matches!(f.join("k"), Role::Leader(_)));
+    }
+
+    #[tokio::test]
+    async fn callers_after_an_invalidation_do_not_join_older_flights() {
+        let f = Flights::default();
+        let Role::Leader(old) = f.join("k") else { panic!() };
+        f.invalidated();
+        let Role::Leader(new) = f.join("k") else {
+            panic!("must not join the pre-invalidation flight")
+        };
+        assert!(matches!(f.join("k"), Role::Waiter(_)), "joins the new flight");
+        drop(old);
+        assert!(
+            matches!(f.join("k"), Role::Waiter(_)),
+            "the old leader's exit leaves the new flight in place"
+        );
+        drop(new);
+        assert_eq!(f.len(), 0);
     }
 
     #[tokio::test]

@@ -42,6 +42,7 @@ impl Invalidator {
         S: AsRef<str>,
     {
         let start = Instant::now();
+        self.cache.inner.flights.invalidated();
         let names: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
         let full: Vec<String> = names.iter().map(|k| self.cache.full_key(k)).collect();
         let label = names.join(" ");
@@ -65,6 +66,7 @@ impl Invalidator {
         S: AsRef<str>,
     {
         let start = Instant::now();
+        self.cache.inner.flights.invalidated();
         let names: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
         let keys: Vec<String> = names.iter().map(|t| self.cache.tag_key(t)).collect();
         let label = names.iter().map(|t| format!("tag:{t}")).collect::<Vec<_>>().join(" ");
@@ -83,6 +85,7 @@ impl Invalidator {
     /// `FLUSHDB`.
     pub async fn all(&self) -> Result<u64, CacheError> {
         let start = Instant::now();
+        self.cache.inner.flights.invalidated();
         let prefix = self.cache.full_key("");
         let inner = &self.cache.inner;
         let r = self

@@ -224,3 +224,53 @@ async fn revoked_leases_are_counted() {
     );
     assert_eq!(a.stats().total.stale_sets_prevented, 1);
 }
+
+/// A read that starts after an invalidation, while a load that started before
+/// it is still running in the same process, does not join that load: it
+/// loads the current value itself.
+async fn reads_after_an_invalidation_do_not_join_older_loads(backend: Backend, how: Invalidation) {
+    let (cache, _) = handles(backend).await;
+    let db = Arc::new(AtomicU64::new(1));
+    let (read_done, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let slow = {
+        let (cache, db, read_done, release) = (cache.clone(), db.clone(), read_done.clone(), release.clone());
+        tokio::spawn(async move {
+            read(Impl::Ours, &cache, async || {
+                let v = db.load(Ordering::SeqCst);
+                read_done.notify_one();
+                release.notified().await;
+                v
+            })
+            .await
+        })
+    };
+    read_done.notified().await;
+    db.store(2, Ordering::SeqCst);
+    invalidate(&cache, how).await;
+    // Joining the older load would wait for it (held until after this read).
+    let fresh = tokio::time::timeout(
+        Duration::from_secs(2),
+        read(Impl::Ours, &cache, async || db.load(Ordering::SeqCst)),
+    )
+    .await
+    .expect("the read joined the load that started before the invalidation");
+    release.notify_one();
+    assert_eq!(
+        slow.await.expect("slow reader"),
+        1,
+        "the overlapping read may see the old value"
+    );
+    assert_eq!(
+        fresh, 2,
+        "a read that started after the invalidation sees the new value"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_after_an_invalidation_do_not_join_older_loads_all_backends() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        for how in [Invalidation::Key, Invalidation::Tag] {
+            reads_after_an_invalidation_do_not_join_older_loads(backend, how).await;
+        }
+    }
+}
