@@ -646,10 +646,12 @@ impl Cache {
                     trace_op("GET", key, "hit", start);
                     return Ok(v);
                 }
-                Read::Miss { versions } => versions,
+                Read::Miss { versions, outcome } => {
+                    scope.add(|c| &c.misses);
+                    trace_op("GET", key, outcome, start);
+                    versions
+                }
             };
-            scope.add(|c| &c.misses);
-            trace_op("GET", key, "miss", start);
 
             // 2. Load once per key in this process.
             match self.inner.flights.join(&full) {
@@ -727,25 +729,33 @@ impl Cache {
             Ok((raw, versions)) => (raw, versions),
             Err(CacheError::Unavailable { .. }) => {
                 scope.add(|c| &c.bypassed);
-                return Read::Miss { versions: None };
+                return Read::Miss {
+                    versions: None,
+                    outcome: "bypass",
+                };
             }
             Err(e) => {
                 scope.add(|c| &c.backend_errors);
                 tracing::debug!(target: "cache_runtime", key, error = %e, "cache read failed: treated as a miss");
-                return Read::Miss { versions: None };
+                return Read::Miss {
+                    versions: None,
+                    outcome: "error",
+                };
             }
         };
         let Some(raw) = raw else {
             return Read::Miss {
                 versions: Some(versions),
+                outcome: "miss",
             };
         };
         let decoded = match self.fresh_value(key, &raw, tag_keys, &versions).await {
             Ok(Some(value)) => codec::decode::<T>(value),
+            // A tag of the entry was invalidated after it was loaded.
             Ok(None) => {
-                trace_op("GET", key, "stale", Instant::now());
                 return Read::Miss {
                     versions: Some(versions),
+                    outcome: "stale",
                 };
             }
             Err(reason) => Err(reason),
@@ -757,6 +767,7 @@ impl Cache {
                 tracing::debug!(target: "cache_runtime", key, %reason, "undecodable value: treated as a miss");
                 Read::Miss {
                     versions: Some(versions),
+                    outcome: "undecodable",
                 }
             }
         }
@@ -864,9 +875,11 @@ impl Cache {
 
 enum Read<T> {
     Hit(T),
-    /// With the tag versions read alongside, when the read succeeded.
+    /// With the tag versions read alongside when the read succeeded, and the
+    /// outcome for the trace: miss, stale, undecodable, error or bypass.
     Miss {
         versions: Option<Vec<u64>>,
+        outcome: &'static str,
     },
 }
 
