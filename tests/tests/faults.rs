@@ -12,6 +12,10 @@ use tests::RedisServer;
 
 const TIMEOUT: Duration = Duration::from_millis(200);
 
+/// These tests bound latencies; run them one at a time so that one test's
+/// load (32 busy tasks) does not slow another's timers on a 2-core machine.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn cache_on(server: &RedisServer) -> Cache {
     Cache::builder()
         .namespace("faults")
@@ -31,6 +35,7 @@ fn truth(i: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_absent_at_start_then_appearing() {
+    let _serial = SERIAL.lock().await;
     let mut server = RedisServer::stopped();
     let cache = cache_on(&server).await;
 
@@ -89,6 +94,7 @@ async fn redis_absent_at_start_then_appearing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_during_concurrent_load_and_restarted() {
+    let _serial = SERIAL.lock().await;
     let mut server = RedisServer::start();
     let cache = cache_on(&server).await;
     let errors = Arc::new(AtomicU64::new(0));
@@ -174,6 +180,7 @@ async fn redis_killed_during_concurrent_load_and_restarted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_frozen_calls_are_bounded_and_the_breaker_opens() {
+    let _serial = SERIAL.lock().await;
     let server = RedisServer::start();
     let cache = cache_on(&server).await;
     cache
@@ -227,6 +234,7 @@ struct Blob(Vec<u8>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_over_the_size_limit_are_returned_but_not_stored() {
+    let _serial = SERIAL.lock().await;
     let server = RedisServer::start();
     for cache in [
         Cache::builder()
@@ -281,6 +289,7 @@ impl Serialize for Unserializable {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_that_fail_to_encode_are_returned_but_not_stored() {
+    let _serial = SERIAL.lock().await;
     let server = RedisServer::start();
     let cache = Cache::builder()
         .namespace("enc")
@@ -308,6 +317,7 @@ async fn values_that_fail_to_encode_are_returned_but_not_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_url_is_the_only_construction_error() {
+    let _serial = SERIAL.lock().await;
     let err = Cache::redis("not a url").await.unwrap_err();
     assert!(matches!(err, CacheError::InvalidUrl { .. }), "{err:?}");
     let err = Cache::redis("redis://user:hunter2@127.0.0.1:notaport/")
