@@ -1,8 +1,35 @@
-//! Shared by the benches: a ~1 KB value like a course-details page.
+//! Shared by the benches: a ~1 KB value like a course-details page, and a
+//! private `redis-server` with a cache on it.
 
 #![allow(dead_code)]
 
+use cache_runtime::Cache;
 use serde::{Deserialize, Serialize};
+
+#[path = "../../tests/src/harness.rs"]
+pub mod harness;
+
+/// A private `redis-server` on a free port, a one-worker runtime, and a cache
+/// with namespace `bench` on that server.
+#[derive(Debug)]
+pub struct RedisBench {
+    pub server: harness::RedisServer,
+    pub rt: tokio::runtime::Runtime,
+    pub cache: Cache,
+}
+
+pub fn redis_bench() -> RedisBench {
+    let server = harness::RedisServer::start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let cache = rt
+        .block_on(Cache::builder().namespace("bench").redis(&server.url()).build())
+        .expect("cache");
+    RedisBench { server, rt, cache }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lesson {

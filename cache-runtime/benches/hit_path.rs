@@ -11,26 +11,12 @@ use cache_runtime::{Cache, Policy, Ttl};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 mod common;
-#[path = "../../tests/src/harness.rs"]
-#[allow(dead_code)] // the bench uses only part of the harness
-mod harness;
 
 use common::{CourseDetails, course_details};
 
 fn hit_path(c: &mut Criterion) {
-    let server = harness::RedisServer::start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let (cache, raw_conn, memory) = rt.block_on(async {
-        let cache = Cache::builder()
-            .namespace("bench")
-            .redis(&server.url())
-            .build()
-            .await
-            .expect("cache");
+    let common::RedisBench { server, rt, cache } = common::redis_bench();
+    let (raw_conn, memory) = rt.block_on(async {
         let value = course_details(1);
         cache
             .set("course:1", &value, Ttl::LONG)
@@ -50,7 +36,7 @@ fn hit_path(c: &mut Criterion) {
             .expect("set");
         let memory = Cache::memory();
         memory.set("course:1", &value, Ttl::LONG).await.expect("set");
-        (cache, conn, memory)
+        (conn, memory)
     });
     let encoded_len = rmp_serde::to_vec_named(&course_details(1))
         .map(|v| v.len())

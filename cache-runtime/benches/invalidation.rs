@@ -11,9 +11,6 @@ use cache_runtime::{Cache, Policy, Ttl};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 mod common;
-#[path = "../../tests/src/harness.rs"]
-#[allow(dead_code)] // the bench uses only part of the harness
-mod harness;
 
 use common::{CourseDetails, course_details};
 
@@ -67,22 +64,9 @@ async fn invalidate_set_index(conn: &mut redis::aio::ConnectionManager, set: &st
 }
 
 fn invalidation(c: &mut Criterion) {
-    let server = harness::RedisServer::start();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let (cache, conn) = rt.block_on(async {
-        let cache = Cache::builder()
-            .namespace("bench")
-            .redis(&server.url())
-            .build()
-            .await
-            .expect("cache");
-        let client = redis::Client::open(server.url()).expect("url");
-        (cache, redis::aio::ConnectionManager::new(client).await.expect("conn"))
-    });
+    let common::RedisBench { server, rt, cache } = common::redis_bench();
+    let client = redis::Client::open(server.url()).expect("url");
+    let conn = rt.block_on(redis::aio::ConnectionManager::new(client)).expect("conn");
 
     let mut g = c.benchmark_group("tag_invalidation");
     g.sample_size(20).measurement_time(Duration::from_secs(3));
