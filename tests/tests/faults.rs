@@ -331,3 +331,36 @@ async fn a_malformed_url_is_the_only_construction_error() {
     let port = tests::free_port();
     assert!(Cache::redis(&format!("redis://127.0.0.1:{port}/")).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_before_the_first_connection() {
+    let _serial = SERIAL.lock().await;
+    let server = RedisServer::start();
+    server.pause(); // the kernel still accepts the TCP connection; nothing answers
+    let cache = cache_on(&server).await;
+    let start = Instant::now();
+    for i in 0..20u32 {
+        let t = Instant::now();
+        let v = cache
+            .get_or_load("k", Duration::from_secs(60), || async move { Ok::<_, ()>(i) })
+            .await;
+        assert_eq!(v, Ok(i), "each call answered by its loader");
+        assert!(
+            t.elapsed() < TIMEOUT + Duration::from_millis(300),
+            "call {i} took {:?}",
+            t.elapsed()
+        );
+    }
+    assert!(
+        start.elapsed() < TIMEOUT * 4 + Duration::from_secs(1),
+        "20 calls took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(cache.stats().breaker_opened, 1);
+    server.resume();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cache.set("k", &1u32, Duration::from_secs(60)).await.is_err() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(cache.get::<u32>("k").await.expect("connected after the thaw"), Some(1));
+}
