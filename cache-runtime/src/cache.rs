@@ -272,12 +272,12 @@ impl CacheBuilder {
     fn build_memory(self) -> Cache {
         // The memory backend has no fallible settings beyond the namespace,
         // which is the default here.
-        futures_lite_block_on(self.build()).unwrap_or_else(|e| unreachable!("default memory cache: {e}"))
+        poll_ready_now(self.build()).unwrap_or_else(|e| unreachable!("default memory cache: {e}"))
     }
 }
 
 /// Polls a future that never awaits anything pending (the memory build).
-fn futures_lite_block_on<F: Future>(f: F) -> F::Output {
+fn poll_ready_now<F: Future>(f: F) -> F::Output {
     use std::task::{Context, Poll, Waker};
     let mut f = std::pin::pin!(f);
     match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
