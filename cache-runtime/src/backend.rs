@@ -523,16 +523,24 @@ impl RedisBackend {
 
     async fn del_pattern(&self, pattern: &str, batch: usize) -> BResult<u64> {
         // Leases first: a load racing with this walk can no longer store.
-        self.unlink_matching(&lease_key(pattern), batch, |_| true).await?;
-        self.unlink_matching(pattern, batch, |k| !is_internal(k, pattern)).await
+        self.scan_each(&lease_key(pattern), batch, |keys| self.unlink(keys))
+            .await?;
+        self.scan_each(pattern, batch, |keys| {
+            self.unlink(keys.into_iter().filter(|k| !is_internal(k, pattern)).collect())
+        })
+        .await
     }
 
-    /// `SCAN MATCH pattern` + `UNLINK` of the keys `keep` accepts, batch by
-    /// batch; returns how many were removed.
-    async fn unlink_matching(&self, pattern: &str, batch: usize, keep: impl Fn(&str) -> bool) -> BResult<u64> {
+    /// Walks `SCAN MATCH pattern` batch by batch (never `KEYS`), handing each
+    /// batch to `each`; returns the sum of what `each` returned.
+    async fn scan_each<F, Fut>(&self, pattern: &str, batch: usize, mut each: F) -> BResult<u64>
+    where
+        F: FnMut(Vec<String>) -> Fut,
+        Fut: std::future::Future<Output = BResult<u64>>,
+    {
         let mut conn = self.conn();
         let mut cursor: u64 = 0;
-        let mut removed = 0u64;
+        let mut total = 0u64;
         loop {
             let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
                 .arg(cursor)
@@ -542,16 +550,20 @@ impl RedisBackend {
                 .arg(batch)
                 .query_async(&mut conn)
                 .await?;
-            let keys: Vec<String> = keys.into_iter().filter(|k| keep(k)).collect();
-            if !keys.is_empty() {
-                let n: u64 = redis::cmd("UNLINK").arg(&keys).query_async(&mut conn).await?;
-                removed += n;
-            }
+            total += each(keys).await?;
             if next == 0 {
-                return Ok(removed);
+                return Ok(total);
             }
             cursor = next;
         }
+    }
+
+    /// `UNLINK` of some keys; how many existed.
+    async fn unlink(&self, keys: Vec<String>) -> BResult<u64> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        Ok(redis::cmd("UNLINK").arg(keys).query_async(&mut self.conn()).await?)
     }
 
     async fn exists(&self, key: &str) -> BResult<bool> {
@@ -620,32 +632,24 @@ impl RedisBackend {
     }
 
     async fn clear_prefix(&self, prefix: &str, batch: usize) -> BResult<u64> {
-        // Entries and leases go; tag versions are bumped rather than dropped,
+        // One walk over the namespace (which holds no glob characters):
+        // entries and leases go; tag versions are bumped rather than dropped,
         // so that an entry stored concurrently under an old version stays
-        // stale. The namespace holds no glob characters.
-        let pattern = format!("{prefix}*");
-        let removed = self.del_pattern(&pattern, batch).await?;
-        let mut tag_pattern = pattern.clone();
-        tag_pattern.pop();
-        tag_pattern.push_str(INTERNAL_MARK);
-        tag_pattern.push_str("tag:*");
-        let mut conn = self.conn();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&tag_pattern)
-                .arg("COUNT")
-                .arg(batch)
-                .query_async(&mut conn)
-                .await?;
-            self.bump_tags(&keys).await?;
-            if next == 0 {
-                return Ok(removed);
+        // stale. Counts entries only.
+        let internal = format!("{prefix}{INTERNAL_MARK}");
+        let tags = format!("{internal}tag:");
+        self.scan_each(&format!("{prefix}*"), batch, |keys| {
+            let (internal_keys, entries): (Vec<String>, Vec<String>) =
+                keys.into_iter().partition(|k| k.starts_with(&internal));
+            let (tag_keys, leases): (Vec<String>, Vec<String>) =
+                internal_keys.into_iter().partition(|k| k.starts_with(&tags));
+            async move {
+                self.bump_tags(&tag_keys).await?;
+                self.unlink(leases).await?;
+                self.unlink(entries).await
             }
-            cursor = next;
-        }
+        })
+        .await
     }
 
     async fn expire(&self, key: &str, ttl: Duration) -> BResult<bool> {

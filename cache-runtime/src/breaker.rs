@@ -57,7 +57,11 @@ impl Breaker {
     }
 
     pub(crate) fn on_success(&self) -> Change {
-        self.consecutive_failures.store(0, Relaxed);
+        // Read before writing: on the hot path the count is already 0, and a
+        // store on every call would bounce the cache line between cores.
+        if self.consecutive_failures.load(Relaxed) != 0 {
+            self.consecutive_failures.store(0, Relaxed);
+        }
         if self.open_until.load(Acquire) != 0 {
             self.open_until.store(0, Release);
             self.probing.store(false, Release);

@@ -352,32 +352,7 @@ impl Cache {
         key: &str,
         fut: impl Future<Output = Result<R, BackendError>>,
     ) -> Result<R, CacheError> {
-        let inner = &*self.inner;
-        if matches!(inner.backend, Backend::Memory(_)) {
-            return fut.await.map_err(|e| map_err(key, e, inner.op_timeout));
-        }
-        if !inner.breaker.allow() {
-            return Err(CacheError::Unavailable { key: key.to_owned() });
-        }
-        match tokio::time::timeout(inner.op_timeout, fut).await {
-            Ok(Ok(v)) => {
-                self.breaker_change(inner.breaker.on_success());
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                if e.is_outage() {
-                    self.breaker_change(inner.breaker.on_failure());
-                }
-                Err(map_err(key, e, inner.op_timeout))
-            }
-            Err(_) => {
-                self.breaker_change(inner.breaker.on_failure());
-                Err(CacheError::Timeout {
-                    key: key.to_owned(),
-                    timeout: inner.op_timeout,
-                })
-            }
-        }
+        self.guarded(key, fut, true).await
     }
 
     /// Like [`call`](Self::call) without the timeout, for walks of the key
@@ -389,11 +364,37 @@ impl Cache {
         key: &str,
         fut: impl Future<Output = Result<R, BackendError>>,
     ) -> Result<R, CacheError> {
+        self.guarded(key, fut, false).await
+    }
+
+    async fn guarded<R>(
+        &self,
+        key: &str,
+        fut: impl Future<Output = Result<R, BackendError>>,
+        bounded: bool,
+    ) -> Result<R, CacheError> {
         let inner = &*self.inner;
-        if !matches!(inner.backend, Backend::Memory(_)) && !inner.breaker.allow() {
+        if matches!(inner.backend, Backend::Memory(_)) {
+            return fut.await.map_err(|e| map_err(key, e, inner.op_timeout));
+        }
+        if !inner.breaker.allow() {
             return Err(CacheError::Unavailable { key: key.to_owned() });
         }
-        match fut.await {
+        let result = if bounded {
+            match tokio::time::timeout(inner.op_timeout, fut).await {
+                Ok(result) => result,
+                Err(_) => {
+                    self.breaker_change(inner.breaker.on_failure());
+                    return Err(CacheError::Timeout {
+                        key: key.to_owned(),
+                        timeout: inner.op_timeout,
+                    });
+                }
+            }
+        } else {
+            fut.await
+        };
+        match result {
             Ok(v) => {
                 self.breaker_change(inner.breaker.on_success());
                 Ok(v)
@@ -614,7 +615,7 @@ impl Cache {
         let value = loader().await.inspect_err(|_| scope.add(|c| &c.load_errors))?;
         let full = self.full_key(key);
         if let Some(bytes) = self.encode_for_store(key, &value, &scope) {
-            self.store(key, &full, bytes, policy.ttl, &scope).await;
+            self.store(key, &full, bytes, policy.ttl, None, &scope).await;
         }
         Ok(value)
     }
@@ -706,7 +707,7 @@ impl Cache {
                             };
                             if let (Some(ttl), Some(stored), true) = (ttl_for(&value), stored, leased) {
                                 let ttl = crate::ttl::jittered(ttl, self.inner.jitter);
-                                self.store_leased(key, &full, stored, ttl, token, &scope).await;
+                                self.store(key, &full, stored, ttl, Some(token), &scope).await;
                             }
                         }
                         None => leader.publish(Outcome::Failed),
@@ -841,29 +842,22 @@ impl Cache {
         }
     }
 
-    async fn store_leased(&self, key: &str, full: &str, bytes: Vec<u8>, ttl: Duration, token: u64, scope: &Scope<'_>) {
+    /// Writes a loaded value: only while the lease `token` is held when
+    /// given (cache-aside fills), unconditionally otherwise (write-through).
+    /// Failures are logged and counted, never returned.
+    async fn store(&self, key: &str, full: &str, bytes: Vec<u8>, ttl: Duration, lease: Option<u64>, scope: &Scope<'_>) {
         let start = Instant::now();
-        match self
-            .call(key, self.inner.backend.set_if_leased(full, bytes, ttl, token))
-            .await
-        {
+        let backend = &self.inner.backend;
+        let stored = match lease {
+            Some(token) => self.call(key, backend.set_if_leased(full, bytes, ttl, token)).await,
+            None => self.call(key, backend.set(full, bytes, ttl)).await.map(|()| true),
+        };
+        match stored {
             Ok(true) => trace_op("SET", key, "ok", start),
             Ok(false) => {
                 scope.add(|c| &c.stale_sets_prevented);
                 trace_op("SET", key, "stale", start);
             }
-            Err(CacheError::Unavailable { .. }) => trace_op("SET", key, "bypass", start),
-            Err(e) => {
-                scope.add(|c| &c.backend_errors);
-                tracing::debug!(target: "cache_runtime", key, error = %e, "cache write failed");
-            }
-        }
-    }
-
-    async fn store(&self, key: &str, full: &str, bytes: Vec<u8>, ttl: Duration, scope: &Scope<'_>) {
-        let start = Instant::now();
-        match self.call(key, self.inner.backend.set(full, bytes, ttl)).await {
-            Ok(()) => trace_op("SET", key, "ok", start),
             Err(CacheError::Unavailable { .. }) => trace_op("SET", key, "bypass", start),
             Err(e) => {
                 scope.add(|c| &c.backend_errors);
