@@ -42,11 +42,9 @@ impl Invalidator {
         S: AsRef<str>,
     {
         let start = Instant::now();
-        self.cache.inner.flights.invalidated();
         let names: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
-        let full: Vec<String> = names.iter().map(|k| self.cache.full_key(k)).collect();
         let label = names.join(" ");
-        let r = self.cache.call(&label, self.cache.inner.backend.del(&full)).await;
+        let r = self.cache.drop_keys(&label, &names).await;
         trace_op("DEL", &label, outcome(&r), start);
         r
     }
@@ -66,33 +64,28 @@ impl Invalidator {
         S: AsRef<str>,
     {
         let start = Instant::now();
-        self.cache.inner.flights.invalidated();
         let names: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
-        let keys: Vec<String> = names.iter().map(|t| self.cache.tag_key(t)).collect();
         let label = names.iter().map(|t| format!("tag:{t}")).collect::<Vec<_>>().join(" ");
-        let r = self.cache.call(&label, self.cache.inner.backend.bump_tags(&keys)).await;
+        let r = self.cache.drop_tags(&label, &names).await;
         trace_op("INVALIDATE", &label, outcome(&r), start);
-        r.map(|()| keys.len() as u64)
+        r.map(|()| names.len() as u64)
     }
 
     /// Drops every key of the namespace matching a Redis glob, with `SCAN` +
     /// `UNLINK` in batches.
     pub async fn pattern(&self, glob: &str) -> Result<u64, CacheError> {
-        self.cache.del_pattern(glob).await
+        let start = Instant::now();
+        let r = self.cache.drop_pattern(glob).await;
+        trace_op("DEL_PATTERN", glob, outcome(&r), start);
+        r
     }
 
     /// Drops every key of this cache's namespace, and nothing else: never
     /// `FLUSHDB`.
     pub async fn all(&self) -> Result<u64, CacheError> {
         let start = Instant::now();
-        self.cache.inner.flights.invalidated();
-        let prefix = self.cache.full_key("");
-        let inner = &self.cache.inner;
-        let r = self
-            .cache
-            .call_unbounded("*", inner.backend.clear_prefix(&prefix, inner.scan_batch))
-            .await;
-        trace_op("CLEAR", &prefix, outcome(&r), start);
+        let r = self.cache.drop_all().await;
+        trace_op("CLEAR", self.cache.namespace(), outcome(&r), start);
         r
     }
 }

@@ -87,7 +87,6 @@
 //!
 //! [moka]: https://docs.rs/moka
 
-mod backend;
 mod breaker;
 mod cache;
 mod codec;
@@ -98,10 +97,10 @@ mod invalidate;
 pub mod keys;
 mod policy;
 mod stats;
+mod store;
 mod ttl;
 mod warm;
 
-pub use backend::KeyTtl;
 pub use cache::{Cache, CacheBuilder, DEFAULT_NAMESPACE};
 pub use codec::Codec;
 pub use error::CacheError;
@@ -110,6 +109,7 @@ pub use invalidate::Invalidator;
 pub use keys::CacheKeys;
 pub use policy::Policy;
 pub use stats::{FunctionStats, Stats};
+pub use store::KeyTtl;
 pub use ttl::Ttl;
 pub use warm::{WarmProgress, WarmReport, Warmer};
 

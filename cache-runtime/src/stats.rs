@@ -17,6 +17,10 @@ pub(crate) struct Counters {
     pub(crate) oversized: AtomicU64,
     pub(crate) encode_errors: AtomicU64,
     pub(crate) stale_sets_prevented: AtomicU64,
+    pub(crate) fill_waits: AtomicU64,
+    /// Moving average of load durations (µs), for the fill-wait cap; not
+    /// part of the snapshot.
+    pub(crate) load_ewma_us: AtomicU64,
 }
 
 impl Counters {
@@ -33,6 +37,7 @@ impl Counters {
             oversized: self.oversized.load(Relaxed),
             encode_errors: self.encode_errors.load(Relaxed),
             stale_sets_prevented: self.stale_sets_prevented.load(Relaxed),
+            fill_waits: self.fill_waits.load(Relaxed),
         }
     }
 }
@@ -49,6 +54,28 @@ impl Scope<'_> {
         pick(self.total).fetch_add(1, Relaxed);
         if let Some(f) = &self.function {
             pick(f).fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The function's counters when named, else the cache's.
+    fn own(&self) -> &Counters {
+        self.function.as_deref().unwrap_or(self.total)
+    }
+
+    /// Records how long a load took (moving average, 1/8 weight).
+    pub(crate) fn observe_load(&self, took: std::time::Duration) {
+        let sample = took.as_micros().min(u64::MAX as u128) as u64;
+        let avg = &self.own().load_ewma_us;
+        let old = avg.load(Relaxed);
+        let new = if old == 0 { sample } else { old - old / 8 + sample / 8 };
+        avg.store(new.max(1), Relaxed);
+    }
+
+    /// The typical load time of this function, if one was observed.
+    pub(crate) fn typical_load(&self) -> Option<std::time::Duration> {
+        match self.own().load_ewma_us.load(Relaxed) {
+            0 => None,
+            us => Some(std::time::Duration::from_micros(us)),
         }
     }
 }
@@ -126,6 +153,9 @@ pub struct FunctionStats {
     /// Loaded values not stored because their key was invalidated or
     /// written while they loaded (their lease was revoked).
     pub stale_sets_prevented: u64,
+    /// Misses that waited for another process's load of the same key (its
+    /// fill lease) instead of loading.
+    pub fill_waits: u64,
 }
 
 impl FunctionStats {

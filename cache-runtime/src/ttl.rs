@@ -47,10 +47,19 @@ pub(crate) fn random_u64() -> u64 {
     STATE.with(|s| s.hash_one(n))
 }
 
+/// The longest TTL the cache stores: ten years. Longer ones (up to
+/// `Duration::MAX`) are shortened to it, on every backend alike.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// A TTL as stored: at least one millisecond, at most [`MAX_TTL`].
+pub(crate) fn clamp(ttl: Duration) -> Duration {
+    ttl.clamp(Duration::from_millis(1), MAX_TTL)
+}
+
 /// Redis' expiry resolution is one millisecond: round up so a sub-ms TTL
 /// still expires rather than being rejected.
 pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
-    let ms = ttl.as_millis().min(u64::MAX as u128) as u64;
+    let ms = clamp(ttl).as_millis() as u64;
     ms.max(1)
 }
 

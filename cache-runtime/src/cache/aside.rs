@@ -1,0 +1,700 @@
+//! Cache-aside: read, follow a flight, or lead a load.
+//!
+//! One `get_or_load` is at most: a read (`GET`, or `MGET` with the tag
+//! versions); on a miss, joining this process's flight for the key or
+//! leading it; the leader's read-or-lease (`acquire`), the loader, and
+//! store-if-leased (`finish`). Across processes the fill lease makes one
+//! process load while the others poll for its value, bounded by about
+//! twice the typical load time. See `flight.rs` for which waiters may take
+//! a leader's value, and `store/mod.rs` for the protocol's guarantees.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::guard::Budget;
+use super::{Cache, trace_op};
+use crate::codec;
+use crate::flight::{self, ALL, Leader, Outcome, Role};
+use crate::stats::Scope;
+use crate::store::{Acquire, Finish, Layout, Raw};
+use crate::{CacheError, Policy};
+
+/// A waiter bounced by uncertified values this many times loads by itself.
+const MAX_ROUNDS: u32 = 4;
+/// Fill-wait cap before any load was observed.
+const FIRST_LOAD_GUESS: Duration = Duration::from_millis(100);
+/// Longest pause between two polls of another process's lease.
+const MAX_POLL: Duration = Duration::from_millis(20);
+
+/// Why a read did not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Miss {
+    Absent,
+    /// A tag of the entry was invalidated (or its version lost) since it was
+    /// loaded.
+    Stale,
+    Undecodable,
+    Error,
+    /// The circuit is open.
+    Bypass,
+}
+
+impl Miss {
+    fn label(self) -> &'static str {
+        match self {
+            Miss::Absent => "miss",
+            Miss::Stale => "stale",
+            Miss::Undecodable => "undecodable",
+            Miss::Error => "error",
+            Miss::Bypass => "bypass",
+        }
+    }
+}
+
+/// Whether a stored entry may be served.
+pub(super) enum Fresh<'r> {
+    /// The value bytes (header and payload).
+    Yes(&'r [u8]),
+    Stale,
+    /// The tag section is malformed.
+    Corrupt(String),
+}
+
+/// The per-call state of one cache-aside fill.
+struct Fill<'c> {
+    cache: &'c Cache,
+    key: &'c str,
+    entry: String,
+    lease: String,
+    tags: Vec<String>,
+    /// Longest lifetime of an entry this call may store.
+    longest_ttl: Duration,
+    scope: Scope<'c>,
+    budget: Budget,
+}
+
+impl Cache {
+    /// Cache-aside: returns the cached value of `key`, or runs `loader`,
+    /// stores its `Ok` value under `policy`, and returns it. `Err` is
+    /// returned as is and not stored.
+    ///
+    /// Concurrent misses of one key in this process run the loader once
+    /// (single-flight); the others receive its value. Across processes, one
+    /// process loads while the others wait briefly for its value. If the
+    /// leading call is cancelled, a waiting call takes over. **Cache failures
+    /// never surface here:** a backend that is down, slow or holding
+    /// undecodable bytes makes a miss, and the loader's result is returned.
+    ///
+    /// The loader may borrow from the caller; the returned future is `Send`
+    /// whenever the loader's future, `T` and `E` are.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use cache_runtime::{Cache, Policy, Ttl};
+    /// let cache = Cache::memory();
+    /// let db = vec!["intro to rust".to_owned()];
+    /// let title = cache
+    ///     .get_or_load("course:0", Policy::ttl(Ttl::LONG).tags(["courses"]), || async {
+    ///         db.first().cloned().ok_or("not found")
+    ///     })
+    ///     .await;
+    /// assert_eq!(title.as_deref(), Ok("intro to rust"));
+    /// # }
+    /// ```
+    pub async fn get_or_load<T, E, F, Fut>(&self, key: &str, policy: impl Into<Policy>, loader: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let policy = policy.into();
+        let ttl = policy.ttl;
+        self.load_through(key, &policy, loader, |_| Some(ttl)).await
+    }
+
+    /// Like [`get_or_load`](Self::get_or_load) for loaders returning an
+    /// `Option`: `Some` is cached for the policy's TTL, `None` only when the
+    /// policy has a [`negative_ttl`](Policy::negative_ttl), for that long.
+    pub async fn get_or_load_optional<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: impl Into<Policy>,
+        loader: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        let policy = policy.into();
+        let (ttl, negative) = (policy.ttl, policy.negative_ttl);
+        self.load_through(
+            key,
+            &policy,
+            loader,
+            |v: &Option<T>| {
+                if v.is_some() { Some(ttl) } else { negative }
+            },
+        )
+        .await
+    }
+
+    /// Write-through: runs `loader` always and stores its `Ok` value
+    /// (Spring's `@CachePut`), with the policy's tags. Store failures are
+    /// logged, never returned.
+    pub async fn put_with<T, E, F, Fut>(&self, key: &str, policy: impl Into<Policy>, loader: F) -> Result<T, E>
+    where
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let policy = policy.into();
+        let mut fill = Fill::new(self, key, &policy);
+        fill.scope.add(|c| &c.loads);
+        let value = loader().await.inspect_err(|_| fill.scope.add(|c| &c.load_errors))?;
+        let bytes = match self.encode(key, &value) {
+            Ok(b) => b,
+            Err(e) => {
+                self.not_cached(key, &e, &fill.scope);
+                return Ok(value);
+            }
+        };
+        fill.write_through(bytes, policy.ttl).await;
+        Ok(value)
+    }
+
+    /// The shared cache-aside loop. `ttl_for` decides, per value, whether and
+    /// how long it is stored.
+    async fn load_through<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: &Policy,
+        loader: F,
+        ttl_for: impl Fn(&T) -> Option<Duration>,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let start = Instant::now();
+        let mut fill = Fill::new(self, key, policy);
+        let mut round = 0;
+        loop {
+            let miss = match fill.read::<T>().await {
+                Ok(v) => {
+                    fill.scope.add(|c| &c.hits);
+                    trace_op("GET", key, "hit", start);
+                    return Ok(v);
+                }
+                Err(miss) => miss,
+            };
+            if round == 0 {
+                fill.scope.add(|c| &c.misses);
+                trace_op("GET", key, miss.label(), start);
+            }
+            round += 1;
+            if round > MAX_ROUNDS {
+                return fill.load_alone(loader).await;
+            }
+            match self.inner.flights.join(&fill.entry) {
+                Role::Waiter(w) => {
+                    fill.scope.add(|c| &c.coalesced_waits);
+                    if let Some(bytes) = flight::wait(w).await {
+                        return match codec::decode::<T>(&bytes) {
+                            Ok(v) => Ok(v),
+                            // Another type under the same key: load our own.
+                            Err(_) => fill.load_alone(loader).await,
+                        };
+                    }
+                    // The leader failed, went away, or its value is not
+                    // certified for a caller that joined this late: read again.
+                }
+                Role::Leader(leader) => return fill.lead(leader, miss, loader, &ttl_for).await,
+            }
+        }
+    }
+
+    /// Whether a stored entry may be served: every tag it was stored under
+    /// still has the version it had then. `known` holds the current versions
+    /// of `tags` (`None`: missing, which never matches); versions of other
+    /// tags the entry carries are fetched within `budget`.
+    pub(super) async fn fresh<'r>(
+        &self,
+        budget: &mut Budget,
+        key: &str,
+        raw: &'r [u8],
+        tags: &[String],
+        known: &[Option<u64>],
+    ) -> Result<Fresh<'r>, CacheError> {
+        let (stored, value) = match codec::split_tags(raw) {
+            Ok(split) => split,
+            Err(reason) => return Ok(Fresh::Corrupt(reason)),
+        };
+        let mut unknown: Vec<(String, u64)> = Vec::new();
+        for (tag, version) in &stored {
+            match tags.iter().position(|t| t == tag) {
+                Some(i) if known.get(i).copied().flatten() == Some(*version) => {}
+                Some(_) => return Ok(Fresh::Stale),
+                None => unknown.push(((*tag).to_owned(), *version)),
+            }
+        }
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(|(t, _)| t.clone()).collect();
+            let current = self.call_in(budget, key, self.inner.store.tag_versions(&names)).await?;
+            if unknown
+                .iter()
+                .zip(current)
+                .any(|((_, stored), now)| now != Some(*stored))
+            {
+                return Ok(Fresh::Stale);
+            }
+        }
+        Ok(Fresh::Yes(value))
+    }
+
+    /// The wait cap for another process's load: about twice the typical
+    /// load time of this function, never longer than the lease.
+    fn fill_wait_cap(&self, scope: &Scope<'_>) -> Duration {
+        let typical = scope.typical_load().unwrap_or(FIRST_LOAD_GUESS);
+        (typical * 2).clamp(Duration::from_millis(5), self.inner.lease_ttl)
+    }
+}
+
+impl<'c> Fill<'c> {
+    fn new(cache: &'c Cache, key: &'c str, policy: &Policy) -> Self {
+        let inner = &cache.inner;
+        let entry = inner.layout.entry(key);
+        let lease = Layout::lease_of(&entry);
+        let longest_ttl = crate::ttl::clamp(policy.ttl.max(policy.negative_ttl.unwrap_or_default()));
+        Fill {
+            cache,
+            key,
+            lease,
+            entry,
+            tags: policy.tags.iter().map(|t| inner.layout.tag(t)).collect(),
+            longest_ttl,
+            scope: inner.stats.scope(policy.name),
+            budget: Budget::new(inner.op_timeout),
+        }
+    }
+
+    /// Tag versions must outlive every entry stored under them.
+    fn tag_ttl(&self) -> Duration {
+        self.longest_ttl
+            .saturating_add(self.cache.inner.lease_ttl)
+            .saturating_add(Duration::from_secs(1))
+    }
+
+    /// Counts a failed backend call of the read path.
+    fn note(&self, e: &CacheError) -> Miss {
+        if let CacheError::Unavailable { .. } = e {
+            self.scope.add(|c| &c.bypassed);
+            return Miss::Bypass;
+        }
+        self.scope.add(|c| &c.backend_errors);
+        tracing::debug!(target: "cache_runtime", key = self.key, error = %e, "cache call failed: treated as a miss");
+        Miss::Error
+    }
+
+    /// Reads and decodes the entry, checking its tags. Every failure is a
+    /// miss.
+    async fn read<T: DeserializeOwned>(&mut self) -> Result<T, Miss> {
+        let cache = self.cache;
+        let read = cache.inner.store.read(&self.entry, &self.tags);
+        let (raw, versions) = match cache.call_in(&mut self.budget, self.key, read).await {
+            Ok(r) => r,
+            Err(e) => return Err(self.note(&e)),
+        };
+        let raw = raw.ok_or(Miss::Absent)?;
+        self.decode_fresh(&raw, &versions, true).await.map(|(v, _)| v)
+    }
+
+    /// The value if the entry is fresh and decodes, with the offset of its
+    /// value bytes (after the tag section) in `raw`. `count`: count an
+    /// undecodable entry in the stats (once per call, on its first read).
+    async fn decode_fresh<T: DeserializeOwned>(
+        &mut self,
+        raw: &Raw,
+        versions: &[Option<u64>],
+        count: bool,
+    ) -> Result<(T, usize), Miss> {
+        let fresh = self
+            .cache
+            .fresh(&mut self.budget, self.key, raw, &self.tags, versions)
+            .await;
+        let reason = match fresh {
+            Ok(Fresh::Yes(value)) => match codec::decode::<T>(value) {
+                Ok(v) => return Ok((v, raw.len() - value.len())),
+                Err(reason) => reason,
+            },
+            Ok(Fresh::Stale) => return Err(Miss::Stale),
+            Ok(Fresh::Corrupt(reason)) => reason,
+            Err(e) => return Err(self.note(&e)),
+        };
+        if count {
+            self.scope.add(|c| &c.decode_errors);
+            tracing::debug!(target: "cache_runtime", key = self.key, %reason, "undecodable value: treated as a miss");
+        }
+        Err(Miss::Undecodable)
+    }
+
+    /// Runs the loader for this caller only: nothing is stored or shared.
+    async fn load_alone<T, E, F, Fut>(&self, loader: F) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.scope.add(|c| &c.loads);
+        loader().await.inspect_err(|_| self.scope.add(|c| &c.load_errors))
+    }
+
+    /// Leads the flight: read-or-lease, then load (or wait for the process
+    /// that holds the lease), store, and hand the value to the waiters it is
+    /// certified for.
+    async fn lead<T, E, F, Fut>(
+        &mut self,
+        leader: Leader<'_>,
+        miss: Miss,
+        loader: F,
+        ttl_for: &impl Fn(&T) -> Option<Duration>,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if matches!(miss, Miss::Error | Miss::Bypass) {
+            // The backend just failed this call: no lease, answer from the
+            // loader (and share it with this process's waiters).
+            return self.load_unleased(leader, loader, ALL).await;
+        }
+        let cache = self.cache;
+        let token = crate::ttl::random_u64().max(1);
+        let mut force = matches!(miss, Miss::Stale | Miss::Undecodable);
+        let mut takeover = None;
+        let mut waiting_since: Option<Instant> = None;
+        let mut pause = Duration::from_millis(1);
+        let tag_ttl = self.tag_ttl();
+        loop {
+            let seal = leader.seal();
+            let req = Acquire {
+                entry: &self.entry,
+                lease: &self.lease,
+                tags: &self.tags,
+                token,
+                lease_ttl: cache.inner.lease_ttl,
+                tag_ttl,
+                force,
+                takeover,
+            };
+            let acquired = match cache
+                .call_in(&mut self.budget, self.key, cache.inner.store.acquire(&req))
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    self.note(&e);
+                    return self.load_unleased(leader, loader, ALL).await;
+                }
+            };
+            if let Some(raw) = &acquired.entry {
+                let versions: Vec<Option<u64>> = acquired.versions.iter().copied().map(Some).collect();
+                match self.decode_fresh::<T>(raw, &versions, false).await {
+                    Ok((v, at)) => {
+                        // Stored by another process meanwhile: this read
+                        // certifies it for every waiter that joined before it.
+                        leader.publish(Outcome::Value {
+                            bytes: Arc::from(&raw[at..]),
+                            upto: seal,
+                        });
+                        if acquired.leased {
+                            self.release(token, &acquired.versions).await;
+                        }
+                        return Ok(v);
+                    }
+                    Err(Miss::Error | Miss::Bypass) => return self.load_unleased(leader, loader, ALL).await,
+                    Err(_) if !acquired.leased && !force => {
+                        // Stale or undecodable: ask again, taking the lease.
+                        force = true;
+                        continue;
+                    }
+                    Err(_) => {}
+                }
+            }
+            if acquired.leased {
+                return self
+                    .load_leased(leader, loader, ttl_for, token, acquired.versions)
+                    .await;
+            }
+            // Another process is loading this key: wait for its value.
+            let since = *waiting_since.get_or_insert_with(|| {
+                self.scope.add(|c| &c.fill_waits);
+                Instant::now()
+            });
+            if since.elapsed() >= cache.fill_wait_cap(&self.scope) {
+                if takeover.is_none() && acquired.holder.is_some() {
+                    // Its holder overran the cap: take the lease over once
+                    // (its store will be refused; ours will not).
+                    takeover = acquired.holder;
+                    continue;
+                }
+                let upto = leader.seal();
+                return self.load_unleased(leader, loader, upto).await;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_POLL);
+        }
+    }
+
+    /// Loads while holding the fill lease, then stores if the lease is still
+    /// held and no tag moved.
+    async fn load_leased<T, E, F, Fut>(
+        &mut self,
+        leader: Leader<'_>,
+        loader: F,
+        ttl_for: &impl Fn(&T) -> Option<Duration>,
+        token: u64,
+        versions: Vec<u64>,
+    ) -> Result<T, E>
+    where
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let cache = self.cache;
+        // Waiters up to here read the store before the source is read.
+        let seal_at_load = leader.seal();
+        let mut guard = LeaseGuard::new(cache, &self.entry, &self.lease, token);
+        self.scope.add(|c| &c.loads);
+        let load_start = Instant::now();
+        let result = loader().await;
+        self.scope.observe_load(load_start.elapsed());
+        let value = match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.scope.add(|c| &c.load_errors);
+                leader.publish(Outcome::Retry);
+                guard.disarm();
+                self.release(token, &versions).await;
+                return Err(e);
+            }
+        };
+        trace_op("LOAD", self.key, "ok", load_start);
+        let bytes = match cache.encode_any_size(self.key, &value) {
+            Ok(b) => b,
+            Err(e) => {
+                cache.not_cached(self.key, &e, &self.scope);
+                leader.publish(Outcome::Retry);
+                guard.disarm();
+                self.release(token, &versions).await;
+                return Ok(value);
+            }
+        };
+        let ttl = match (ttl_for(&value), cache.check_size(self.key, &bytes)) {
+            (Some(ttl), Ok(())) => Some(crate::ttl::jittered(crate::ttl::clamp(ttl), cache.inner.jitter)),
+            (_, Err(e)) => {
+                cache.not_cached(self.key, &e, &self.scope);
+                None
+            }
+            (None, Ok(())) => None,
+        };
+        let stored = ttl.map(|ttl| {
+            let section = if self.tags.is_empty() {
+                bytes.clone()
+            } else {
+                codec::with_tags(&self.tags, &versions, &bytes)
+            };
+            (section, ttl)
+        });
+        let seal = leader.seal();
+        let start = Instant::now();
+        let finish = Finish {
+            entry: &self.entry,
+            lease: &self.lease,
+            tags: &self.tags,
+            versions: &versions,
+            token,
+            store: stored.as_ref().map(|(b, ttl)| (b.as_slice(), *ttl)),
+        };
+        let certified = match cache
+            .call_in(&mut self.budget, self.key, cache.inner.store.finish(&finish))
+            .await
+        {
+            Ok(true) => {
+                if stored.is_some() {
+                    trace_op("SET", self.key, "ok", start);
+                }
+                true
+            }
+            Ok(false) => {
+                self.scope.add(|c| &c.stale_sets_prevented);
+                trace_op("SET", self.key, "stale", start);
+                false
+            }
+            Err(e) => {
+                self.note(&e);
+                false
+            }
+        };
+        guard.disarm();
+        leader.publish(Outcome::Value {
+            bytes: bytes.into(),
+            upto: if certified { seal } else { seal_at_load },
+        });
+        Ok(value)
+    }
+
+    /// Loads without a lease (the backend failed, or another process's load
+    /// overran the wait cap): nothing is stored; waiters up to `upto` get
+    /// the value.
+    async fn load_unleased<T, E, F, Fut>(&mut self, leader: Leader<'_>, loader: F, upto: u64) -> Result<T, E>
+    where
+        T: Serialize,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let value = match self.load_alone(loader).await {
+            Ok(v) => v,
+            Err(e) => {
+                leader.publish(Outcome::Retry);
+                return Err(e);
+            }
+        };
+        match self.cache.encode_any_size(self.key, &value) {
+            Ok(bytes) => leader.publish(Outcome::Value {
+                bytes: bytes.into(),
+                upto,
+            }),
+            Err(_) => leader.publish(Outcome::Retry),
+        }
+        Ok(value)
+    }
+
+    /// Releases our lease without storing.
+    async fn release(&mut self, token: u64, versions: &[u64]) {
+        let cache = self.cache;
+        let finish = Finish {
+            entry: &self.entry,
+            lease: &self.lease,
+            tags: &self.tags,
+            versions,
+            token,
+            store: None,
+        };
+        if let Err(e) = cache
+            .call_in(&mut self.budget, self.key, cache.inner.store.finish(&finish))
+            .await
+        {
+            self.note(&e);
+        }
+    }
+
+    /// Write-through: store under the current tag versions (created if
+    /// missing), revoking any load in flight.
+    async fn write_through(&mut self, bytes: Vec<u8>, ttl: Duration) {
+        let cache = self.cache;
+        let start = Instant::now();
+        let stored = if self.tags.is_empty() {
+            bytes
+        } else {
+            let tag_ttl = self.tag_ttl();
+            match cache
+                .call_in(
+                    &mut self.budget,
+                    self.key,
+                    cache.inner.store.ensure_tags(&self.tags, tag_ttl),
+                )
+                .await
+            {
+                Ok(versions) => codec::with_tags(&self.tags, &versions, &bytes),
+                Err(e) => {
+                    // Without the versions the entry cannot be tagged; drop
+                    // the old one instead, so no stale value stays.
+                    self.note(&e);
+                    let _ = cache
+                        .call_in(
+                            &mut self.budget,
+                            self.key,
+                            cache.inner.store.del(std::slice::from_ref(&self.entry)),
+                        )
+                        .await;
+                    return;
+                }
+            }
+        };
+        let ttl = crate::ttl::clamp(ttl);
+        match cache
+            .call_in(
+                &mut self.budget,
+                self.key,
+                cache.inner.store.set(&self.entry, &stored, ttl),
+            )
+            .await
+        {
+            Ok(()) => trace_op("SET", self.key, "ok", start),
+            Err(e) => {
+                self.note(&e);
+            }
+        }
+    }
+}
+
+/// Releases a fill lease if its load is cancelled, so that other processes
+/// need not wait for it to expire.
+struct LeaseGuard {
+    cache: Cache,
+    entry: String,
+    lease: String,
+    token: u64,
+    armed: bool,
+}
+
+impl LeaseGuard {
+    fn new(cache: &Cache, entry: &str, lease: &str, token: u64) -> Self {
+        LeaseGuard {
+            cache: cache.clone(),
+            entry: entry.to_owned(),
+            lease: lease.to_owned(),
+            token,
+            armed: true,
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (cache, entry, lease, token) = (
+            self.cache.clone(),
+            std::mem::take(&mut self.entry),
+            std::mem::take(&mut self.lease),
+            self.token,
+        );
+        let release = async move {
+            let finish = Finish {
+                entry: &entry,
+                lease: &lease,
+                tags: &[],
+                versions: &[],
+                token,
+                store: None,
+            };
+            let _ = cache.call(&entry, cache.inner.store.finish(&finish)).await;
+        };
+        // Without a runtime (dropped at shutdown) the lease expires by itself.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(release);
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! `CacheBuilder`: settings, their checks, and construction.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Cache, Inner};
+use crate::CacheError;
+use crate::breaker::Breaker;
+use crate::codec::Codec;
+use crate::flight::Flights;
+use crate::stats::StatsInner;
+use crate::store::{Layout, MemoryStore, RedisStore, Store};
+
+/// Default namespace when none is configured.
+pub const DEFAULT_NAMESPACE: &str = "cache";
+
+/// Which storage a [`CacheBuilder`] builds.
+#[derive(Clone)]
+enum BackendChoice {
+    Memory,
+    Redis(String),
+}
+
+impl fmt::Debug for BackendChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BackendChoice::Memory => f.write_str("Memory"),
+            BackendChoice::Redis(url) => f.debug_tuple("Redis").field(&redact(url)).finish(),
+        }
+    }
+}
+
+/// Configures a [`Cache`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+/// use std::time::Duration;
+/// let cache = cache_runtime::Cache::builder()
+///     .namespace("lms")
+///     .memory()
+///     .operation_timeout(Duration::from_millis(200))
+///     .build()
+///     .await?;
+/// assert_eq!(cache.namespace(), "lms");
+/// # Ok(()) }
+/// ```
+///
+/// Every setting is checked by [`build`](Self::build): an out-of-range value
+/// is a [`CacheError::Config`] naming the setting, never a panic later.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CacheBuilder {
+    namespace: String,
+    backend: BackendChoice,
+    codec: Codec,
+    op_timeout: Duration,
+    breaker_threshold: u32,
+    breaker_cooldown: Duration,
+    jitter: f64,
+    max_value_bytes: usize,
+    memory_capacity: u64,
+    scan_batch: usize,
+    lease_ttl: Duration,
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        CacheBuilder {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            backend: BackendChoice::Memory,
+            codec: Codec::default(),
+            op_timeout: Duration::from_millis(250),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(1),
+            jitter: 0.1,
+            max_value_bytes: 4 * 1024 * 1024,
+            memory_capacity: 128 * 1024 * 1024,
+            scan_batch: 500,
+            lease_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Longest `operation_timeout`.
+const MAX_OP_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Longest circuit-breaker cool-down and fill lease.
+const MAX_DAY: Duration = Duration::from_secs(86_400);
+
+impl CacheBuilder {
+    /// Prefix of every key. Default `cache`. ASCII letters, digits, `_`,
+    /// `-`, `.`, so that namespaces never overlap.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        namespace.clone_into(&mut self.namespace);
+        self
+    }
+
+    /// Store in Redis at this URL (`redis://`, `rediss://` with the `tls`
+    /// feature, `redis+unix://`; user and password in the URL for ACLs).
+    pub fn redis(mut self, url: &str) -> Self {
+        self.backend = BackendChoice::Redis(url.to_owned());
+        self
+    }
+
+    /// Store in this process (the default).
+    pub fn memory(mut self) -> Self {
+        self.backend = BackendChoice::Memory;
+        self
+    }
+
+    /// Applies the environment over the settings so far: `REDIS_URL` set and
+    /// non-empty → Redis at that URL, otherwise in-process;
+    /// `CACHE_NAMESPACE` set and non-empty → namespace. So an application can
+    /// give its own defaults and let deployment override them:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = cache_runtime::Cache::builder().namespace("lms").from_env().build().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_env(mut self) -> Self {
+        if let Ok(ns) = std::env::var("CACHE_NAMESPACE")
+            && !ns.trim().is_empty()
+        {
+            self = self.namespace(ns.trim());
+        }
+        match std::env::var("REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => self.redis(url.trim()),
+            _ => self.memory(),
+        }
+    }
+
+    /// Serialization format of new values (reads accept every codec).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// Upper bound of the backend time of one call (connecting included):
+    /// one `get_or_load` waits on the backend at most this long in total,
+    /// however many round trips it makes. Default 250 ms; at most 1 h.
+    pub fn operation_timeout(mut self, timeout: Duration) -> Self {
+        self.op_timeout = timeout;
+        self
+    }
+
+    /// Consecutive backend failures that open the circuit (default 5, at
+    /// least 1), and how long it stays open before one probe call is let
+    /// through (default 1 s, at most a day).
+    pub fn circuit_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        self.breaker_threshold = failures;
+        self.breaker_cooldown = cooldown;
+        self
+    }
+
+    /// Fraction of the TTL by which `get_or_load` randomly shortens each
+    /// entry's lifetime, so entries written together do not expire together.
+    /// Default 0.1; 0 turns it off. Explicit `set` calls are never jittered.
+    pub fn ttl_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = fraction;
+        self
+    }
+
+    /// Largest encoded value that is stored (default 4 MiB). Larger values
+    /// are returned to the caller but not cached.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
+    /// Capacity of the in-process backend in bytes of keys and values
+    /// (default 128 MiB); least useful entries are evicted beyond it.
+    pub fn memory_capacity(mut self, bytes: u64) -> Self {
+        self.memory_capacity = bytes;
+        self
+    }
+
+    /// How long a load may take and still store its value (default 30 s,
+    /// between 1 ms and a day). Before a loader runs, the cache takes a
+    /// lease on the key; an invalidation or write of the key revokes it, and
+    /// the loaded value is only stored while the lease is held. This closes
+    /// the stale-set race: a value loaded before an invalidation is never
+    /// stored after it. Other processes missing the same key wait for the
+    /// lease holder's value instead of loading (about twice the typical
+    /// load time at most, then they load themselves).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// `SCAN ... COUNT n` batch size of pattern deletion (default 500).
+    pub fn scan_batch(mut self, n: usize) -> Self {
+        self.scan_batch = n;
+        self
+    }
+
+    /// Checks every setting: `CacheError::Config` names the first bad one.
+    fn check(&self) -> Result<(), CacheError> {
+        let bad = |msg: String| Err(CacheError::Config(msg));
+        crate::keys::validate_namespace(&self.namespace).map_err(CacheError::Config)?;
+        if !(self.jitter.is_finite() && (0.0..1.0).contains(&self.jitter)) {
+            return bad(format!("ttl_jitter must be in [0, 1), got {}", self.jitter));
+        }
+        if self.op_timeout.is_zero() || self.op_timeout > MAX_OP_TIMEOUT {
+            return bad(format!(
+                "operation_timeout must be positive and at most 1 h, got {:?}",
+                self.op_timeout
+            ));
+        }
+        if self.breaker_threshold == 0 {
+            return bad("circuit_breaker failures must be at least 1".into());
+        }
+        if self.breaker_cooldown.is_zero() || self.breaker_cooldown > MAX_DAY {
+            return bad(format!(
+                "circuit_breaker cool-down must be positive and at most a day, got {:?}",
+                self.breaker_cooldown
+            ));
+        }
+        if self.lease_ttl < Duration::from_millis(1) || self.lease_ttl > MAX_DAY {
+            return bad(format!(
+                "lease_ttl must be between 1 ms and a day, got {:?}",
+                self.lease_ttl
+            ));
+        }
+        if self.max_value_bytes == 0 {
+            return bad("max_value_bytes must be positive".into());
+        }
+        if self.memory_capacity == 0 {
+            return bad("memory_capacity must be positive".into());
+        }
+        if self.scan_batch == 0 {
+            return bad("scan_batch must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// Builds the cache. Never waits for Redis: it connects on first use, so
+    /// this succeeds while Redis is down. Errors only for a bad configuration
+    /// (malformed URL, invalid namespace, out-of-range setting).
+    pub async fn build(self) -> Result<Cache, CacheError> {
+        self.check()?;
+        let store = match &self.backend {
+            BackendChoice::Memory => Store::Memory(MemoryStore::new(self.memory_capacity)),
+            BackendChoice::Redis(url) if url.starts_with("rediss:") && !cfg!(feature = "tls") => {
+                return Err(CacheError::Config(
+                    "`rediss://` URLs need the `tls` feature of cache-runtime".into(),
+                ));
+            }
+            BackendChoice::Redis(url) => {
+                let shown = redact(url);
+                Store::Redis(RedisStore::new(url, self.op_timeout, shown.clone()).map_err(|e| {
+                    CacheError::InvalidUrl {
+                        reason: format!("{shown}: {e}"),
+                    }
+                })?)
+            }
+        };
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                layout: Layout::new(&self.namespace),
+                store,
+                codec: self.codec,
+                op_timeout: self.op_timeout,
+                jitter: self.jitter,
+                max_value_bytes: self.max_value_bytes,
+                lease_ttl: self.lease_ttl,
+                scan_batch: self.scan_batch,
+                breaker: Breaker::new(self.breaker_threshold, self.breaker_cooldown),
+                flights: Flights::default(),
+                stats: StatsInner::default(),
+                warned_oversized: Default::default(),
+                warned_encode: Default::default(),
+            }),
+        })
+    }
+
+    pub(super) fn build_memory(self) -> Cache {
+        // The memory backend has no fallible settings beyond the namespace,
+        // which is the default here.
+        poll_ready_now(self.build()).unwrap_or_else(|e| unreachable!("default memory cache: {e}"))
+    }
+}
+
+/// Polls a future that never awaits anything pending (the memory build).
+fn poll_ready_now<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("building a memory cache does not wait"),
+    }
+}
+
+/// `redis://user:secret@host/0` → `redis://user:***@host/0`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,173 @@
+//! The `Cache` handle. Its concerns live in their own files: the builder,
+//! the guard (timeout, breaker, error mapping), the explicit operations and
+//! cache-aside.
+
+mod aside;
+mod builder;
+mod guard;
+mod ops;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use builder::{CacheBuilder, DEFAULT_NAMESPACE};
+pub(crate) use guard::trace_op;
+
+use crate::breaker::Breaker;
+use crate::codec::Codec;
+use crate::flight::Flights;
+use crate::stats::{Scope, StatsInner};
+use crate::store::{Layout, Store};
+use crate::{CacheError, Invalidator, Stats};
+
+/// A cache handle: cheap to clone (an `Arc` inside), `Send + Sync`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cache_runtime::{Cache, Ttl};
+/// let cache = Cache::memory();
+/// cache.set("greeting", &"hello", Ttl::SHORT).await?;
+/// assert_eq!(cache.get::<String>("greeting").await?, Some("hello".to_owned()));
+///
+/// // Cache-aside: the loader runs on a miss only.
+/// let n = cache.get_or_load("answer", Ttl::MEDIUM, || async { Ok::<_, std::io::Error>(42) }).await?;
+/// assert_eq!(n, 42);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) layout: Layout,
+    pub(crate) store: Store,
+    codec: Codec,
+    op_timeout: Duration,
+    jitter: f64,
+    max_value_bytes: usize,
+    lease_ttl: Duration,
+    pub(crate) scan_batch: usize,
+    breaker: Breaker,
+    pub(crate) flights: Flights,
+    pub(crate) stats: StatsInner,
+    warned_oversized: AtomicBool,
+    warned_encode: AtomicBool,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("namespace", &self.inner.layout.namespace())
+            .field("backend", &self.inner.store)
+            .field("codec", &self.inner.codec)
+            .field("op_timeout", &self.inner.op_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// An in-process cache with the default settings.
+    pub fn memory() -> Cache {
+        CacheBuilder::default().build_memory()
+    }
+
+    /// A Redis cache with the default settings. Errors only for a malformed
+    /// URL: it connects lazily and succeeds while Redis is down.
+    pub async fn redis(url: &str) -> Result<Cache, CacheError> {
+        Cache::builder().redis(url).build().await
+    }
+
+    /// `REDIS_URL` set and non-empty → Redis, otherwise in-process;
+    /// `CACHE_NAMESPACE` → namespace.
+    pub async fn from_env() -> Result<Cache, CacheError> {
+        Cache::builder().from_env().build().await
+    }
+
+    /// A builder for every other setting.
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::default()
+    }
+
+    /// The key prefix of this cache.
+    pub fn namespace(&self) -> &str {
+        self.inner.layout.namespace()
+    }
+
+    /// `true` for a Redis-backed cache.
+    pub fn is_redis(&self) -> bool {
+        !self.inner.store.is_memory()
+    }
+
+    /// The key as stored: `{namespace:key}` (namespace and key form one
+    /// Redis Cluster hash tag).
+    pub fn full_key(&self, key: &str) -> String {
+        self.inner.layout.entry(key)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Invalidation by key, tag, pattern, or the whole namespace.
+    pub fn invalidator(&self) -> Invalidator {
+        Invalidator::new(self.clone())
+    }
+
+    /// True while the circuit breaker is open (the backend is being skipped).
+    pub fn is_degraded(&self) -> bool {
+        self.inner.breaker.is_open()
+    }
+
+    fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>, CacheError> {
+        let bytes = self.encode_any_size(key, value)?;
+        self.check_size(key, &bytes)?;
+        Ok(bytes)
+    }
+
+    fn encode_any_size<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>, CacheError> {
+        self.inner.codec.encode(value).map_err(|reason| CacheError::Encode {
+            key: key.to_owned(),
+            reason,
+        })
+    }
+
+    fn check_size(&self, key: &str, bytes: &[u8]) -> Result<(), CacheError> {
+        if bytes.len() > self.inner.max_value_bytes {
+            return Err(CacheError::TooLarge {
+                key: key.to_owned(),
+                size: bytes.len(),
+                limit: self.inner.max_value_bytes,
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts and logs a value that is not cached: once per cache and kind
+    /// at `warn`, then at `debug`, so a hot oversized key cannot flood the
+    /// log.
+    fn not_cached(&self, key: &str, e: &CacheError, scope: &Scope<'_>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let warned = match e {
+            CacheError::TooLarge { .. } => {
+                scope.add(|c| &c.oversized);
+                &self.inner.warned_oversized
+            }
+            _ => {
+                scope.add(|c| &c.encode_errors);
+                &self.inner.warned_encode
+            }
+        };
+        if warned.swap(true, Relaxed) {
+            tracing::debug!(target: "cache_runtime", key, error = %e, "value not cached");
+        } else {
+            tracing::warn!(target: "cache_runtime", key, error = %e,
+                "value not cached (further cases are logged at debug and counted in stats)");
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The explicit operations of the original `CacheService`: errors are
+//! visible to the caller.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::aside::Fresh;
+use super::guard::Budget;
+use super::{Cache, trace_op};
+use crate::CacheError;
+use crate::codec;
+use crate::store::KeyTtl;
+
+impl Cache {
+    /// Reads a value. `Ok(None)` when absent, expired, or dropped by a tag
+    /// invalidation; `Err(Decode)` when the stored bytes are not a `T`.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
+        let start = Instant::now();
+        let entry = self.inner.layout.entry(key);
+        let mut budget = Budget::new(self.inner.op_timeout);
+        let raw = self.call_in(&mut budget, key, self.inner.store.get(&entry)).await;
+        let result = match raw {
+            Ok(Some(raw)) => match self.fresh(&mut budget, key, &raw, &[], &[]).await {
+                Ok(Fresh::Yes(value)) => codec::decode::<T>(value)
+                    .map(Some)
+                    .map_err(|reason| CacheError::Decode {
+                        key: key.to_owned(),
+                        reason,
+                    }),
+                Ok(Fresh::Stale) => Ok(None),
+                Ok(Fresh::Corrupt(reason)) => Err(CacheError::Decode {
+                    key: key.to_owned(),
+                    reason,
+                }),
+                Err(e) => Err(e),
+            },
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        let outcome = match &result {
+            Ok(Some(_)) => "hit",
+            Ok(None) => "miss",
+            Err(_) => "error",
+        };
+        trace_op("GET", key, outcome, start);
+        result
+    }
+
+    /// Stores a value for exactly `ttl` (at most ten years), revoking any
+    /// load of the key in flight.
+    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<(), CacheError> {
+        let start = Instant::now();
+        let bytes = self.encode(key, value)?;
+        let entry = self.inner.layout.entry(key);
+        let ttl = crate::ttl::clamp(ttl);
+        let r = self.call(key, self.inner.store.set(&entry, &bytes, ttl)).await;
+        trace_op("SET", key, if r.is_ok() { "ok" } else { "error" }, start);
+        r
+    }
+
+    /// Deletes a key; `true` if it existed.
+    pub async fn del(&self, key: &str) -> Result<bool, CacheError> {
+        self.invalidator().key(key).await.map(|n| n > 0)
+    }
+
+    /// Deletes every key of this namespace matching a Redis glob (`*`, `?`,
+    /// `[a-z]`, `\x`), with `SCAN` + `UNLINK` in batches, never `KEYS`.
+    /// Returns how many keys were removed. Escape interpolated parts of the
+    /// pattern with [`keys::escape`](crate::keys::escape): escaped values
+    /// contain no glob characters, so they match only themselves. A
+    /// malformed glob (unterminated `[`, trailing `\`) is a
+    /// [`CacheError::Config`].
+    pub async fn del_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
+        self.invalidator().pattern(pattern).await
+    }
+
+    /// Whether the key exists.
+    pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        self.call(key, self.inner.store.exists(&self.inner.layout.entry(key)))
+            .await
+    }
+
+    /// Remaining lifetime of the key.
+    pub async fn ttl(&self, key: &str) -> Result<KeyTtl, CacheError> {
+        self.call(key, self.inner.store.ttl(&self.inner.layout.entry(key)))
+            .await
+    }
+
+    /// Adds one to an integer counter (created at 0), keeping its TTL.
+    pub async fn incr(&self, key: &str) -> Result<i64, CacheError> {
+        self.incr_by(key, 1).await
+    }
+
+    /// Adds `by` to an integer counter (created at 0), keeping its TTL.
+    pub async fn incr_by(&self, key: &str, by: i64) -> Result<i64, CacheError> {
+        self.call(key, self.inner.store.incr_by(&self.inner.layout.entry(key), by))
+            .await
+    }
+
+    /// Sets a new TTL (at most ten years) on an existing key; `false` if the
+    /// key does not exist.
+    pub async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, CacheError> {
+        let ttl = crate::ttl::clamp(ttl);
+        self.call(key, self.inner.store.expire(&self.inner.layout.entry(key), ttl))
+            .await
+    }
+}
+
+/// The invalidation primitives [`Invalidator`](crate::Invalidator) is built
+/// on. Each first bumps this cache's invalidation epoch, so no caller that
+/// arrives afterwards joins a load that started before.
+impl Cache {
+    /// Deletes entries and revokes their leases; counts entries that existed.
+    pub(crate) async fn drop_keys(&self, label: &str, keys: &[String]) -> Result<u64, CacheError> {
+        self.inner.flights.invalidated();
+        let entries: Vec<String> = keys.iter().map(|k| self.inner.layout.entry(k)).collect();
+        self.call(label, self.inner.store.del(&entries)).await
+    }
+
+    /// Gives each tag a new version.
+    pub(crate) async fn drop_tags(&self, label: &str, tags: &[String]) -> Result<(), CacheError> {
+        self.inner.flights.invalidated();
+        let keys: Vec<String> = tags.iter().map(|t| self.inner.layout.tag(t)).collect();
+        self.call(label, self.inner.store.bump_tags(&keys)).await
+    }
+
+    /// Revokes leases, then deletes entries, matching a glob.
+    pub(crate) async fn drop_pattern(&self, glob: &str) -> Result<u64, CacheError> {
+        let pattern = self.inner.layout.entry_pattern(glob).map_err(CacheError::Config)?;
+        self.inner.flights.invalidated();
+        self.call_unbounded(glob, self.inner.store.del_pattern(&pattern, self.inner.scan_batch))
+            .await
+    }
+
+    /// Deletes every key of the namespace (entries, leases, tag versions,
+    /// and the previous layout's keys); counts entries.
+    pub(crate) async fn drop_all(&self) -> Result<u64, CacheError> {
+        self.inner.flights.invalidated();
+        self.call_unbounded("*", self.inner.store.clear(&self.inner.layout, self.inner.scan_batch))
+            .await
+    }
+}

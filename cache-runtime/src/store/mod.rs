@@ -1,0 +1,230 @@
+//! What the cache asks of a storage engine, and the engines.
+//!
+//! The store sees full keys (built by [`layout`]) and bytes; everything
+//! typed, timed and counted lives in `cache/`. Data flows one way:
+//! cache-aside → guard (timeout, breaker, errors) → store.
+//!
+//! The fill protocol every engine implements (the semantics are the
+//! contract, the memory engine is the reference):
+//!
+//! * [`Store::read`]: the entry and the current versions of its tags. A tag
+//!   version that is missing (evicted, expired, flushed) is `None`, which no
+//!   stored entry can match: losing bookkeeping is a miss, never a
+//!   resurrection.
+//! * [`Store::acquire`]: read-or-lease. Gives every missing tag a fresh
+//!   random version, returns the entry if present, otherwise takes the fill
+//!   lease **only if nobody holds it** (a live lease is never overwritten,
+//!   except by an explicit takeover of a named holder that overran the wait
+//!   cap).
+//! * [`Store::finish`]: if our lease is still held and no tag moved since
+//!   `acquire`, optionally stores the value; always releases the lease.
+//!   `true` certifies that no invalidation of the key or its tags happened
+//!   between `acquire` and now.
+//! * Writes ([`Store::set`]) and invalidations ([`Store::del`],
+//!   [`Store::del_pattern`], [`Store::clear`]) revoke leases; tag
+//!   invalidation ([`Store::bump_tags`]) changes versions that exist.
+
+pub(crate) mod layout;
+mod memory;
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub(crate) use layout::Layout;
+pub(crate) use memory::MemoryStore;
+pub(crate) use redis::RedisStore;
+
+/// Errors of a store call. The in-process store only fails on `INCR` of a
+/// non-integer; Redis can fail in every call.
+#[derive(Debug)]
+pub(crate) enum StoreError {
+    Redis(::redis::RedisError),
+    NotAnInteger,
+}
+
+impl From<::redis::RedisError> for StoreError {
+    fn from(e: ::redis::RedisError) -> Self {
+        StoreError::Redis(e)
+    }
+}
+
+impl StoreError {
+    /// Failures of the server or the connection (what the circuit breaker
+    /// counts), as opposed to a refused command.
+    pub(crate) fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_connection_refusal()
+                    || e.is_connection_dropped()
+                    || e.is_timeout()
+                    || e.is_unrecoverable_error()
+            }
+            StoreError::NotAnInteger => false,
+        }
+    }
+}
+
+pub(crate) type SResult<T> = Result<T, StoreError>;
+
+/// Bytes read from a store.
+#[derive(Debug)]
+pub(crate) enum Raw {
+    Shared(Arc<[u8]>),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Raw {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Raw::Shared(b) => b,
+            Raw::Owned(b) => b,
+        }
+    }
+}
+
+/// Remaining lifetime of a key, as `TTL`/`PTTL` report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyTtl {
+    /// No such key.
+    Missing,
+    /// The key exists and never expires.
+    NoExpiry,
+    /// The key expires after this long.
+    ExpiresIn(Duration),
+}
+
+/// A read-or-lease request.
+#[derive(Debug)]
+pub(crate) struct Acquire<'a> {
+    pub(crate) entry: &'a str,
+    pub(crate) lease: &'a str,
+    pub(crate) tags: &'a [String],
+    pub(crate) token: u64,
+    pub(crate) lease_ttl: Duration,
+    /// Lifetime given to tag versions this call creates or touches: longer
+    /// than any entry stored under them.
+    pub(crate) tag_ttl: Duration,
+    /// Take the lease even if an entry exists (it was found stale).
+    pub(crate) force: bool,
+    /// Take the lease over if this token still holds it (its leader overran
+    /// the wait cap).
+    pub(crate) takeover: Option<u64>,
+}
+
+/// What `acquire` found.
+#[derive(Debug)]
+pub(crate) struct Acquired {
+    /// The entry, when present (and not ignored).
+    pub(crate) entry: Option<Raw>,
+    /// The current version of every tag, missing ones freshly created.
+    pub(crate) versions: Vec<u64>,
+    /// Whether this call took the fill lease.
+    pub(crate) leased: bool,
+    /// Who holds the lease when this call did not take it.
+    pub(crate) holder: Option<u64>,
+}
+
+/// A store-if-leased (or release) request.
+#[derive(Debug)]
+pub(crate) struct Finish<'a> {
+    pub(crate) entry: &'a str,
+    pub(crate) lease: &'a str,
+    pub(crate) tags: &'a [String],
+    pub(crate) versions: &'a [u64],
+    pub(crate) token: u64,
+    /// The value and TTL to store, or `None` to only release and certify.
+    pub(crate) store: Option<(&'a [u8], Duration)>,
+}
+
+/// A fresh tag version: random and never 0.
+pub(crate) fn new_version() -> u64 {
+    crate::ttl::random_u64().max(1)
+}
+
+/// The storage engine of a cache.
+pub(crate) enum Store {
+    Memory(MemoryStore),
+    Redis(RedisStore),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Memory(_) => f.write_str("Memory"),
+            Store::Redis(r) => write!(f, "Redis({})", r.display_url),
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident.$m:ident($($a:expr),*)) => {
+        match $self {
+            Store::Memory(s) => s.$m($($a),*),
+            Store::Redis(s) => s.$m($($a),*).await,
+        }
+    };
+}
+
+impl Store {
+    pub(crate) fn is_memory(&self) -> bool {
+        matches!(self, Store::Memory(_))
+    }
+
+    pub(crate) async fn get(&self, entry: &str) -> SResult<Option<Raw>> {
+        dispatch!(self.get(entry))
+    }
+    /// The entry and the current versions of `tags` (`None`: missing), in
+    /// one round trip.
+    pub(crate) async fn read(&self, entry: &str, tags: &[String]) -> SResult<(Option<Raw>, Vec<Option<u64>>)> {
+        dispatch!(self.read(entry, tags))
+    }
+    pub(crate) async fn tag_versions(&self, tags: &[String]) -> SResult<Vec<Option<u64>>> {
+        dispatch!(self.tag_versions(tags))
+    }
+    pub(crate) async fn acquire(&self, req: &Acquire<'_>) -> SResult<Acquired> {
+        dispatch!(self.acquire(req))
+    }
+    pub(crate) async fn finish(&self, req: &Finish<'_>) -> SResult<bool> {
+        dispatch!(self.finish(req))
+    }
+    /// Current versions of `tags`, creating missing ones (for write-through).
+    pub(crate) async fn ensure_tags(&self, tags: &[String], tag_ttl: Duration) -> SResult<Vec<u64>> {
+        dispatch!(self.ensure_tags(tags, tag_ttl))
+    }
+    /// Stores a value and revokes any lease on the key.
+    pub(crate) async fn set(&self, entry: &str, value: &[u8], ttl: Duration) -> SResult<()> {
+        dispatch!(self.set(entry, value, ttl))
+    }
+    /// Deletes entries and revokes their leases; counts entries that existed.
+    pub(crate) async fn del(&self, entries: &[String]) -> SResult<u64> {
+        dispatch!(self.del(entries))
+    }
+    /// Revokes the leases, then deletes the entries, matching an entry glob.
+    pub(crate) async fn del_pattern(&self, entry_pattern: &str, batch: usize) -> SResult<u64> {
+        dispatch!(self.del_pattern(entry_pattern, batch))
+    }
+    /// Deletes every key matching the globs, in order; counts entries.
+    pub(crate) async fn clear(&self, layout: &Layout, batch: usize) -> SResult<u64> {
+        dispatch!(self.clear(layout, batch))
+    }
+    /// Gives each existing tag a fresh version.
+    pub(crate) async fn bump_tags(&self, tags: &[String]) -> SResult<()> {
+        dispatch!(self.bump_tags(tags))
+    }
+    pub(crate) async fn exists(&self, entry: &str) -> SResult<bool> {
+        dispatch!(self.exists(entry))
+    }
+    pub(crate) async fn ttl(&self, entry: &str) -> SResult<KeyTtl> {
+        dispatch!(self.ttl(entry))
+    }
+    pub(crate) async fn incr_by(&self, entry: &str, by: i64) -> SResult<i64> {
+        dispatch!(self.incr_by(entry, by))
+    }
+    pub(crate) async fn expire(&self, entry: &str, ttl: Duration) -> SResult<bool> {
+        dispatch!(self.expire(entry, ttl))
+    }
+}
