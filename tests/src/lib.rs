@@ -1,6 +1,7 @@
 //! Test support: the `redis-server` harness, a server shared per test
 //! binary, and backend-parametrised cache constructors.
 
+pub mod fleet;
 mod harness;
 
 pub use harness::{RedisServer, free_port};
