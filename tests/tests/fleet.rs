@@ -484,7 +484,7 @@ async fn eviction_soak_has_no_stale_reads() {
                 while Instant::now() < deadline {
                     let _ = cache.set(&format!("filler:{i}"), &blob, Duration::from_secs(60)).await;
                     i += 1;
-                    if i % 64 == 0 {
+                    if i.is_multiple_of(64) {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
