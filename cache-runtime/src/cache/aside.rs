@@ -698,3 +698,67 @@ impl Drop for LeaseGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::store::Store;
+    use crate::{Cache, Policy};
+
+    fn leases(cache: &Cache) -> usize {
+        match &cache.inner.store {
+            Store::Memory(m) => m.bookkeeping_len().0,
+            Store::Redis(_) => unreachable!("memory cache"),
+        }
+    }
+
+    /// Issue 9 item 7: the memory store releases its fill lease on every
+    /// outcome (error, `None` without a negative TTL, a value too large to
+    /// store, a value stored), so bookkeeping never grows with history.
+    #[tokio::test]
+    async fn leases_are_released_on_every_outcome() {
+        let cache = Cache::builder().max_value_bytes(64).build().await.unwrap();
+        for i in 0..2_000u32 {
+            let key = format!("k{i}");
+            match i % 4 {
+                0 => {
+                    let r = cache.get_or_load(&key, Duration::from_secs(60), || async { Err::<u32, _>("db down") }).await;
+                    assert!(r.is_err());
+                }
+                1 => {
+                    let r = cache
+                        .get_or_load_optional(&key, Policy::ttl(Duration::from_secs(60)), || async {
+                            Ok::<Option<u32>, ()>(None)
+                        })
+                        .await;
+                    assert_eq!(r, Ok(None));
+                }
+                2 => {
+                    let big = vec![1u8; 1000];
+                    let r = cache.get_or_load(&key, Duration::from_secs(60), || async { Ok::<_, ()>(big) }).await;
+                    assert!(r.is_ok());
+                }
+                _ => {
+                    let r = cache.get_or_load(&key, Duration::from_secs(60), || async { Ok::<_, ()>(i) }).await;
+                    assert_eq!(r, Ok(i));
+                }
+            }
+            assert_eq!(leases(&cache), 0, "lease left behind by call {i} (kind {})", i % 4);
+        }
+        assert_eq!(cache.stats().total.loads, 2_000);
+    }
+
+    /// A cancelled load's lease is released too (in the background).
+    #[tokio::test]
+    async fn a_cancelled_load_releases_its_lease() {
+        let cache = Cache::memory();
+        let load = cache.get_or_load("k", Duration::from_secs(60), || async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, ()>(1u8)
+        });
+        assert!(tokio::time::timeout(Duration::from_millis(20), load).await.is_err());
+        tokio::task::yield_now().await;
+        assert_eq!(leases(&cache), 0);
+    }
+}
