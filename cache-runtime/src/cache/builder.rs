@@ -20,6 +20,8 @@ pub const DEFAULT_NAMESPACE: &str = "cache";
 enum BackendChoice {
     Memory,
     Redis(String),
+    /// Seed node URLs.
+    Cluster(Vec<String>),
 }
 
 impl fmt::Debug for BackendChoice {
@@ -27,6 +29,10 @@ impl fmt::Debug for BackendChoice {
         match self {
             BackendChoice::Memory => f.write_str("Memory"),
             BackendChoice::Redis(url) => f.debug_tuple("Redis").field(&redact(url)).finish(),
+            BackendChoice::Cluster(urls) => f
+                .debug_tuple("Cluster")
+                .field(&urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
+                .finish(),
         }
     }
 }
@@ -102,13 +108,38 @@ impl CacheBuilder {
         self
     }
 
+    /// Store in a Redis Cluster, given seed node URLs (pass every node you
+    /// know: one seed that is down must not keep the cache from finding the
+    /// others). Connects in the background, like [`redis`](Self::redis).
+    /// Needs the `cluster` feature.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = cache_runtime::Cache::builder()
+    ///     .redis_cluster(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000", "redis://10.0.0.3:7000"])
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "cluster")]
+    pub fn redis_cluster<I, S>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.backend = BackendChoice::Cluster(nodes.into_iter().map(|n| n.as_ref().to_owned()).collect());
+        self
+    }
+
     /// Store in this process (the default).
     pub fn memory(mut self) -> Self {
         self.backend = BackendChoice::Memory;
         self
     }
 
-    /// Applies the environment over the settings so far: `REDIS_URL` set and
+    /// Applies the environment over the settings so far:
+    /// `REDIS_CLUSTER_URLS` (comma-separated seed nodes) set and non-empty →
+    /// Redis Cluster (with the `cluster` feature); else `REDIS_URL` set and
     /// non-empty → Redis at that URL, otherwise in-process;
     /// `CACHE_NAMESPACE` set and non-empty → namespace. So an application can
     /// give its own defaults and let deployment override them:
@@ -123,6 +154,17 @@ impl CacheBuilder {
             && !ns.trim().is_empty()
         {
             self = self.namespace(ns.trim());
+        }
+        if let Ok(urls) = std::env::var("REDIS_CLUSTER_URLS")
+            && !urls.trim().is_empty()
+        {
+            let nodes = urls
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned);
+            self.backend = BackendChoice::Cluster(nodes.collect());
+            return self;
         }
         match std::env::var("REDIS_URL") {
             Ok(url) if !url.trim().is_empty() => self.redis(url.trim()),
@@ -241,37 +283,70 @@ impl CacheBuilder {
         self.check()?;
         let store = match &self.backend {
             BackendChoice::Memory => Store::Memory(MemoryStore::new(self.memory_capacity)),
-            BackendChoice::Redis(url) if url.starts_with("rediss:") && !cfg!(feature = "tls") => {
-                return Err(CacheError::Config(
-                    "`rediss://` URLs need the `tls` feature of cache-runtime".into(),
-                ));
-            }
-            BackendChoice::Redis(url) => {
-                let shown = redact(url);
-                Store::Redis(RedisStore::new(url, self.op_timeout, shown.clone()).map_err(|e| {
-                    CacheError::InvalidUrl {
-                        reason: format!("{shown}: {e}"),
-                    }
-                })?)
-            }
+            BackendChoice::Redis(url) => self.standalone(url)?,
+            BackendChoice::Cluster(urls) => self.cluster(urls)?,
         };
         Ok(Cache {
             inner: Arc::new(Inner {
                 layout: Layout::new(&self.namespace),
-                store,
                 codec: self.codec,
                 op_timeout: self.op_timeout,
                 jitter: self.jitter,
                 max_value_bytes: self.max_value_bytes,
                 lease_ttl: self.lease_ttl,
                 scan_batch: self.scan_batch,
-                breaker: Breaker::new(self.breaker_threshold, self.breaker_cooldown),
+                breakers: (0..store.shards())
+                    .map(|_| Breaker::new(self.breaker_threshold, self.breaker_cooldown))
+                    .collect(),
                 flights: Flights::default(),
                 stats: StatsInner::default(),
                 warned_oversized: Default::default(),
                 warned_encode: Default::default(),
+                store,
             }),
         })
+    }
+
+    fn standalone(&self, url: &str) -> Result<Store, CacheError> {
+        if url.starts_with("rediss:") && !cfg!(feature = "tls") {
+            return Err(CacheError::Config(
+                "`rediss://` URLs need the `tls` feature of cache-runtime".into(),
+            ));
+        }
+        let shown = redact(url);
+        let store = RedisStore::new(url, self.op_timeout, shown.clone()).map_err(|e| CacheError::InvalidUrl {
+            reason: format!("{shown}: {e}"),
+        })?;
+        Ok(Store::Redis(store))
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    fn cluster(&self, _urls: &[String]) -> Result<Store, CacheError> {
+        Err(CacheError::Config(
+            "Redis Cluster (REDIS_CLUSTER_URLS) needs the `cluster` feature of cache-runtime".into(),
+        ))
+    }
+
+    #[cfg(feature = "cluster")]
+    fn cluster(&self, urls: &[String]) -> Result<Store, CacheError> {
+        if urls.is_empty() {
+            return Err(CacheError::Config(
+                "redis_cluster needs at least one seed node URL".into(),
+            ));
+        }
+        if let Some(u) = urls.iter().find(|u| u.starts_with("rediss:")) {
+            return Err(CacheError::Config(format!(
+                "{}: TLS to a Redis Cluster is not supported yet",
+                redact(u)
+            )));
+        }
+        let shown = urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(",");
+        let store = crate::store::ClusterStore::new(urls, self.op_timeout, shown.clone()).map_err(|e| {
+            CacheError::InvalidUrl {
+                reason: format!("{shown}: {e}"),
+            }
+        })?;
+        Ok(Store::Cluster(store))
     }
 
     pub(super) fn build_memory(self) -> Cache {

@@ -99,7 +99,10 @@ impl Cache {
         if inner.store.is_memory() {
             return fut.await.map_err(|e| self.map_err(key, e));
         }
-        let breaker = &inner.breaker;
+        let breaker = match inner.breakers.len() {
+            1 => &inner.breakers[0],
+            _ => &inner.breakers[inner.store.shard_of(&inner.layout.entry(key))],
+        };
         let admit = breaker.allow();
         if admit == Admit::No {
             return Err(CacheError::Unavailable { key: key.to_owned() });

@@ -52,7 +52,8 @@ pub(crate) struct Inner {
     max_value_bytes: usize,
     lease_ttl: Duration,
     pub(crate) scan_batch: usize,
-    breaker: Breaker,
+    /// One per failure domain of the store (see `Store::shards`).
+    breakers: Vec<Breaker>,
     pub(crate) flights: Flights,
     pub(crate) stats: StatsInner,
     warned_oversized: AtomicBool,
@@ -119,9 +120,10 @@ impl Cache {
         Invalidator::new(self.clone())
     }
 
-    /// True while the circuit breaker is open (the backend is being skipped).
+    /// True while a circuit breaker is open (the backend, or on a cluster
+    /// the shard of some keys, is being skipped).
     pub fn is_degraded(&self) -> bool {
-        self.inner.breaker.is_open()
+        self.inner.breakers.iter().any(Breaker::is_open)
     }
 
     fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>, CacheError> {

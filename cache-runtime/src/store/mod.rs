@@ -24,6 +24,8 @@
 //!   [`Store::del_pattern`], [`Store::clear`]) revoke leases; tag
 //!   invalidation ([`Store::bump_tags`]) changes versions that exist.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 pub(crate) mod layout;
 mod memory;
 mod redis;
@@ -31,6 +33,8 @@ mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
+#[cfg(feature = "cluster")]
+pub(crate) use cluster::ClusterStore;
 pub(crate) use layout::Layout;
 pub(crate) use memory::MemoryStore;
 pub(crate) use redis::RedisStore;
@@ -140,6 +144,12 @@ pub(crate) struct Finish<'a> {
     pub(crate) store: Option<(&'a [u8], Duration)>,
 }
 
+/// Breakers of a cluster cache: one per 128 slots. A dead primary owning a
+/// third of the slots opens about a third of them (plus at most one group
+/// it shares with a neighbour); the rest keep caching.
+#[cfg(feature = "cluster")]
+const SLOT_GROUPS: usize = 128;
+
 /// A fresh tag version: random and never 0.
 pub(crate) fn new_version() -> u64 {
     crate::ttl::random_u64().max(1)
@@ -149,6 +159,8 @@ pub(crate) fn new_version() -> u64 {
 pub(crate) enum Store {
     Memory(MemoryStore),
     Redis(RedisStore),
+    #[cfg(feature = "cluster")]
+    Cluster(ClusterStore),
 }
 
 impl std::fmt::Debug for Store {
@@ -156,6 +168,8 @@ impl std::fmt::Debug for Store {
         match self {
             Store::Memory(_) => f.write_str("Memory"),
             Store::Redis(r) => write!(f, "Redis({})", r.display_url),
+            #[cfg(feature = "cluster")]
+            Store::Cluster(c) => write!(f, "Cluster({})", c.display),
         }
     }
 }
@@ -165,6 +179,8 @@ macro_rules! dispatch {
         match $self {
             Store::Memory(s) => s.$m($($a),*),
             Store::Redis(s) => s.$m($($a),*).await,
+            #[cfg(feature = "cluster")]
+            Store::Cluster(s) => s.$m($($a),*).await,
         }
     };
 }
@@ -172,6 +188,29 @@ macro_rules! dispatch {
 impl Store {
     pub(crate) fn is_memory(&self) -> bool {
         matches!(self, Store::Memory(_))
+    }
+
+    /// How many independent failure domains (circuit breakers) the store
+    /// has: one, or on a cluster one per group of slots, so that a dead
+    /// primary bypasses only the keys of its slots.
+    pub(crate) fn shards(&self) -> usize {
+        match self {
+            #[cfg(feature = "cluster")]
+            Store::Cluster(_) => SLOT_GROUPS,
+            _ => 1,
+        }
+    }
+
+    /// The failure domain of a key (any key shape of `layout`).
+    pub(crate) fn shard_of(&self, key: &str) -> usize {
+        match self {
+            #[cfg(feature = "cluster")]
+            Store::Cluster(_) => usize::from(cluster::key_slot(key)) * SLOT_GROUPS / 16384,
+            _ => {
+                let _ = key;
+                0
+            }
+        }
     }
 
     pub(crate) async fn get(&self, entry: &str) -> SResult<Option<Raw>> {

@@ -18,7 +18,7 @@ use crate::ttl::ttl_millis;
 /// (the entry was found stale). The lease is taken only if free, or held by
 /// the takeover token (a leader that overran the wait cap). Tag lifetimes
 /// only grow (`PEXPIRE … GT` needs Redis 7; this works on 6 too).
-static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local versions = {}
@@ -50,7 +50,7 @@ return {e or false, versions, 0, holder}
 /// KEYS: entry, lease, tags… ARGV: token, store 0/1, value, ttl ms, then the
 /// expected version per tag. Returns 1 when the lease was held and no tag
 /// moved (and the value was stored if asked), else 0. Releases the lease.
-static FINISH: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
@@ -67,7 +67,7 @@ return 1
 });
 
 /// KEYS: tags… ARGV: tag ms, one fresh version per tag. Returns the versions.
-static ENSURE_TAGS: LazyLock<Script> = LazyLock::new(|| {
+pub(super) static ENSURE_TAGS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local versions = {}
@@ -95,7 +95,7 @@ pub(crate) struct RedisStore {
     pub(crate) display_url: String,
 }
 
-fn protocol_error(what: &str) -> StoreError {
+pub(super) fn protocol_error(what: &str) -> StoreError {
     StoreError::Redis(redis::RedisError::from((
         redis::ErrorKind::UnexpectedReturnType,
         "unexpected reply to a cache script",
@@ -103,11 +103,11 @@ fn protocol_error(what: &str) -> StoreError {
     )))
 }
 
-fn parse_version(v: Option<&[u8]>) -> Option<u64> {
+pub(super) fn parse_version(v: Option<&[u8]>) -> Option<u64> {
     v.and_then(|b| std::str::from_utf8(b).ok()).and_then(|s| s.parse().ok())
 }
 
-fn value_version(v: &Value) -> Option<u64> {
+pub(super) fn value_version(v: &Value) -> Option<u64> {
     match v {
         Value::BulkString(b) => parse_version(Some(b)),
         Value::SimpleString(s) => s.parse().ok(),
@@ -165,61 +165,12 @@ impl RedisStore {
     }
 
     pub(crate) async fn acquire(&self, req: &Acquire<'_>) -> SResult<Acquired> {
-        let mut inv = ACQUIRE.prepare_invoke();
-        inv.key(req.entry).key(req.lease);
-        for t in req.tags {
-            inv.key(t);
-        }
-        inv.arg(req.token.to_string())
-            .arg(ttl_millis(req.lease_ttl))
-            .arg(ttl_millis(req.tag_ttl))
-            .arg(if req.force { "1" } else { "0" })
-            .arg(req.takeover.map(|t| t.to_string()).unwrap_or_default());
-        for _ in req.tags {
-            inv.arg(super::new_version().to_string());
-        }
-        let reply: Value = inv.invoke_async(&mut self.conn()).await?;
-        let Value::Array(mut parts) = reply else {
-            return Err(protocol_error("acquire"));
-        };
-        if parts.len() != 4 {
-            return Err(protocol_error("acquire"));
-        }
-        let leased = matches!(parts[2], Value::Int(1));
-        let versions = match &parts[1] {
-            Value::Array(vs) => vs.iter().map(value_version).collect::<Option<Vec<u64>>>(),
-            _ => None,
-        }
-        .filter(|v| v.len() == req.tags.len())
-        .ok_or_else(|| protocol_error("acquire versions"))?;
-        let entry = match std::mem::take(&mut parts[0]) {
-            Value::BulkString(b) => Some(Raw::Owned(b)),
-            _ => None,
-        };
-        let holder = value_version(&parts[3]);
-        Ok(Acquired {
-            entry,
-            versions,
-            leased,
-            holder,
-        })
+        let reply: Value = acquire_invocation(req).invoke_async(&mut self.conn()).await?;
+        parse_acquired(reply, req.tags.len())
     }
 
     pub(crate) async fn finish(&self, req: &Finish<'_>) -> SResult<bool> {
-        let mut inv = FINISH.prepare_invoke();
-        inv.key(req.entry).key(req.lease);
-        for t in req.tags {
-            inv.key(t);
-        }
-        inv.arg(req.token.to_string());
-        match req.store {
-            Some((value, ttl)) => inv.arg("1").arg(value).arg(ttl_millis(ttl)),
-            None => inv.arg("0").arg("").arg(0),
-        };
-        for v in req.versions {
-            inv.arg(v.to_string());
-        }
-        let done: i64 = inv.invoke_async(&mut self.conn()).await?;
+        let done: i64 = finish_invocation(req).invoke_async(&mut self.conn()).await?;
         Ok(done == 1)
     }
 
@@ -227,20 +178,10 @@ impl RedisStore {
         if tags.is_empty() {
             return Ok(Vec::new());
         }
-        let mut inv = ENSURE_TAGS.prepare_invoke();
-        for t in tags {
-            inv.key(t);
-        }
-        inv.arg(ttl_millis(tag_ttl));
-        for _ in tags {
-            inv.arg(super::new_version().to_string());
-        }
-        let reply: Vec<Value> = inv.invoke_async(&mut self.conn()).await?;
-        reply
-            .iter()
-            .map(value_version)
-            .collect::<Option<Vec<u64>>>()
-            .ok_or_else(|| protocol_error("ensure tags"))
+        let reply: Vec<Value> = ensure_tags_invocation(tags, tag_ttl)
+            .invoke_async(&mut self.conn())
+            .await?;
+        parse_versions(&reply, tags.len(), "ensure tags")
     }
 
     pub(crate) async fn set(&self, entry: &str, value: &[u8], ttl: Duration) -> SResult<()> {
@@ -399,4 +340,89 @@ impl RedisStore {
             .await?
             == 1)
     }
+}
+
+/// The `ACQUIRE` call for a request (the cluster store sends it without
+/// tags, whose versions live in other slots).
+pub(super) fn acquire_invocation(req: &Acquire<'_>) -> redis::ScriptInvocation<'static> {
+    let mut inv = ACQUIRE.prepare_invoke();
+    inv.key(req.entry).key(req.lease);
+    for t in req.tags {
+        inv.key(t);
+    }
+    inv.arg(req.token.to_string())
+        .arg(ttl_millis(req.lease_ttl))
+        .arg(ttl_millis(req.tag_ttl))
+        .arg(if req.force { "1" } else { "0" })
+        .arg(req.takeover.map(|t| t.to_string()).unwrap_or_default());
+    for _ in req.tags {
+        inv.arg(super::new_version().to_string());
+    }
+    inv
+}
+
+/// Parses `ACQUIRE`'s reply.
+pub(super) fn parse_acquired(reply: Value, tags: usize) -> SResult<Acquired> {
+    let Value::Array(mut parts) = reply else {
+        return Err(protocol_error("acquire"));
+    };
+    if parts.len() != 4 {
+        return Err(protocol_error("acquire"));
+    }
+    let leased = matches!(parts[2], Value::Int(1));
+    let versions = match &parts[1] {
+        Value::Array(vs) => parse_versions(vs, tags, "acquire versions")?,
+        _ => return Err(protocol_error("acquire versions")),
+    };
+    let entry = match std::mem::take(&mut parts[0]) {
+        Value::BulkString(b) => Some(Raw::Owned(b)),
+        _ => None,
+    };
+    let holder = value_version(&parts[3]);
+    Ok(Acquired {
+        entry,
+        versions,
+        leased,
+        holder,
+    })
+}
+
+pub(super) fn parse_versions(values: &[Value], expected: usize, what: &str) -> SResult<Vec<u64>> {
+    values
+        .iter()
+        .map(value_version)
+        .collect::<Option<Vec<u64>>>()
+        .filter(|v| v.len() == expected)
+        .ok_or_else(|| protocol_error(what))
+}
+
+/// The `FINISH` call for a request.
+pub(super) fn finish_invocation(req: &Finish<'_>) -> redis::ScriptInvocation<'static> {
+    let mut inv = FINISH.prepare_invoke();
+    inv.key(req.entry).key(req.lease);
+    for t in req.tags {
+        inv.key(t);
+    }
+    inv.arg(req.token.to_string());
+    match req.store {
+        Some((value, ttl)) => inv.arg("1").arg(value).arg(ttl_millis(ttl)),
+        None => inv.arg("0").arg("").arg(0),
+    };
+    for v in req.versions {
+        inv.arg(v.to_string());
+    }
+    inv
+}
+
+/// The `ENSURE_TAGS` call for some tags (on a cluster: one tag per call).
+pub(super) fn ensure_tags_invocation(tags: &[String], tag_ttl: Duration) -> redis::ScriptInvocation<'static> {
+    let mut inv = ENSURE_TAGS.prepare_invoke();
+    for t in tags {
+        inv.key(t);
+    }
+    inv.arg(ttl_millis(tag_ttl));
+    for _ in tags {
+        inv.arg(super::new_version().to_string());
+    }
+    inv
 }
