@@ -22,6 +22,8 @@ enum BackendChoice {
     Redis(String),
     /// Seed node URLs.
     Cluster(Vec<String>),
+    /// Sentinel URLs and the master's name.
+    Sentinel(Vec<String>, String),
 }
 
 impl fmt::Debug for BackendChoice {
@@ -32,6 +34,11 @@ impl fmt::Debug for BackendChoice {
             BackendChoice::Cluster(urls) => f
                 .debug_tuple("Cluster")
                 .field(&urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
+                .finish(),
+            BackendChoice::Sentinel(urls, master) => f
+                .debug_tuple("Sentinel")
+                .field(&urls.iter().map(|u| redact(u)).collect::<Vec<_>>())
+                .field(master)
                 .finish(),
         }
     }
@@ -131,6 +138,28 @@ impl CacheBuilder {
         self
     }
 
+    /// Store in the Redis primary that these sentinels (`redis://host:26379`
+    /// URLs) know as `master`: on a failover the cache asks them again and
+    /// moves to the new primary, without blocking callers. Connects lazily.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = cache_runtime::Cache::builder()
+    ///     .redis_sentinel(["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"], "mymaster")
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_sentinel<I, S>(mut self, sentinels: I, master: &str) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let urls = sentinels.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        self.backend = BackendChoice::Sentinel(urls, master.to_owned());
+        self
+    }
+
     /// Store in this process (the default).
     pub fn memory(mut self) -> Self {
         self.backend = BackendChoice::Memory;
@@ -139,7 +168,9 @@ impl CacheBuilder {
 
     /// Applies the environment over the settings so far:
     /// `REDIS_CLUSTER_URLS` (comma-separated seed nodes) set and non-empty →
-    /// Redis Cluster (with the `cluster` feature); else `REDIS_URL` set and
+    /// Redis Cluster (with the `cluster` feature); else `REDIS_SENTINEL_URLS`
+    /// (comma-separated sentinels) → the primary named `REDIS_SENTINEL_MASTER`
+    /// (default `mymaster`); else `REDIS_URL` set and
     /// non-empty → Redis at that URL, otherwise in-process;
     /// `CACHE_NAMESPACE` set and non-empty → namespace. So an application can
     /// give its own defaults and let deployment override them:
@@ -285,6 +316,7 @@ impl CacheBuilder {
             BackendChoice::Memory => Store::Memory(MemoryStore::new(self.memory_capacity)),
             BackendChoice::Redis(url) => self.standalone(url)?,
             BackendChoice::Cluster(urls) => self.cluster(urls)?,
+            BackendChoice::Sentinel(urls, master) => self.sentinel(urls, master)?,
         };
         Ok(Cache {
             inner: Arc::new(Inner {
@@ -318,6 +350,31 @@ impl CacheBuilder {
             reason: format!("{shown}: {e}"),
         })?;
         Ok(Store::Redis(store))
+    }
+
+    fn sentinel(&self, urls: &[String], master: &str) -> Result<Store, CacheError> {
+        if urls.is_empty() || master.is_empty() {
+            return Err(CacheError::Config(
+                "redis_sentinel needs at least one sentinel URL and the master's name".into(),
+            ));
+        }
+        for u in urls {
+            if let Err(e) = redis::Client::open(u.as_str()) {
+                return Err(CacheError::InvalidUrl {
+                    reason: format!("{}: {e}", redact(u)),
+                });
+            }
+        }
+        let shown = format!(
+            "{} ({master})",
+            urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(",")
+        );
+        Ok(Store::Sentinel(crate::store::SentinelStore::new(
+            urls.to_vec(),
+            master.to_owned(),
+            self.op_timeout,
+            shown,
+        )))
     }
 
     #[cfg(not(feature = "cluster"))]

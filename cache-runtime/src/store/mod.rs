@@ -29,6 +29,7 @@ mod cluster;
 pub(crate) mod layout;
 mod memory;
 mod redis;
+mod sentinel;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub(crate) use cluster::ClusterStore;
 pub(crate) use layout::Layout;
 pub(crate) use memory::MemoryStore;
 pub(crate) use redis::RedisStore;
+pub(crate) use sentinel::SentinelStore;
 
 /// Errors of a store call. The in-process store only fails on `INCR` of a
 /// non-integer; Redis can fail in every call.
@@ -159,6 +161,7 @@ pub(crate) fn new_version() -> u64 {
 pub(crate) enum Store {
     Memory(MemoryStore),
     Redis(RedisStore),
+    Sentinel(SentinelStore),
     #[cfg(feature = "cluster")]
     Cluster(ClusterStore),
 }
@@ -168,6 +171,7 @@ impl std::fmt::Debug for Store {
         match self {
             Store::Memory(_) => f.write_str("Memory"),
             Store::Redis(r) => write!(f, "Redis({})", r.display_url),
+            Store::Sentinel(s) => write!(f, "Sentinel({})", s.display),
             #[cfg(feature = "cluster")]
             Store::Cluster(c) => write!(f, "Cluster({})", c.display),
         }
@@ -179,6 +183,7 @@ macro_rules! dispatch {
         match $self {
             Store::Memory(s) => s.$m($($a),*),
             Store::Redis(s) => s.$m($($a),*).await,
+            Store::Sentinel(s) => s.$m($($a),*).await,
             #[cfg(feature = "cluster")]
             Store::Cluster(s) => s.$m($($a),*).await,
         }

@@ -1,0 +1,156 @@
+//! Redis behind Sentinel: a standalone store on the current primary, found
+//! by asking the sentinels, and replaced by one on the new primary when
+//! calls fail (connection errors, `READONLY` from a demoted primary).
+//!
+//! The first call looks the primary up (within its own timeout, like a
+//! first connection). Later lookups happen in the background: calls keep
+//! using the old store (failing fast, so the breaker and the loaders answer)
+//! until the new primary is known; no caller waits for the sentinels.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::redis::protocol_error;
+use super::{Acquire, Acquired, Finish, KeyTtl, Layout, Raw, RedisStore, SResult, StoreError};
+
+struct Shared {
+    /// The primary's address and the store on it, once known.
+    current: RwLock<Option<(String, Arc<RedisStore>)>>,
+    refreshing: AtomicBool,
+}
+
+pub(crate) struct SentinelStore {
+    sentinels: Vec<String>,
+    master: String,
+    op_timeout: Duration,
+    shared: Arc<Shared>,
+    /// The sentinels and master name, without secrets, for `Debug`.
+    pub(crate) display: String,
+}
+
+impl SentinelStore {
+    pub(crate) fn new(sentinels: Vec<String>, master: String, op_timeout: Duration, display: String) -> Self {
+        SentinelStore {
+            sentinels,
+            master,
+            op_timeout,
+            shared: Arc::new(Shared {
+                current: RwLock::new(None),
+                refreshing: AtomicBool::new(false),
+            }),
+            display,
+        }
+    }
+
+    fn known(&self) -> Option<Arc<RedisStore>> {
+        let current = self.shared.current.read().unwrap_or_else(|p| p.into_inner());
+        current.as_ref().map(|(_, s)| s.clone())
+    }
+
+    /// The store on the current primary, looking it up if none is known.
+    async fn store(&self) -> SResult<Arc<RedisStore>> {
+        if let Some(s) = self.known() {
+            return Ok(s);
+        }
+        let addr = ask_sentinels(&self.sentinels, &self.master, self.op_timeout).await?;
+        install(&self.shared, addr, self.op_timeout, &self.display)
+    }
+
+    /// After a failed call: a demoted primary (`READONLY`) or a dead one
+    /// makes us ask the sentinels again, in the background.
+    fn after_error(&self, e: &StoreError) {
+        let demoted = matches!(e, StoreError::Redis(r) if r.code() == Some("READONLY"));
+        if !(demoted || e.is_outage()) || self.shared.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.shared.refreshing.store(false, Ordering::Release);
+            return;
+        };
+        let (sentinels, master, timeout) = (self.sentinels.clone(), self.master.clone(), self.op_timeout);
+        let (shared, display) = (self.shared.clone(), self.display.clone());
+        handle.spawn(async move {
+            if let Ok(addr) = ask_sentinels(&sentinels, &master, timeout).await {
+                let _ = install(&shared, addr, timeout, &display);
+            }
+            shared.refreshing.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Makes `addr` the current primary (a new connection only if it moved).
+fn install(shared: &Shared, addr: String, timeout: Duration, display: &str) -> SResult<Arc<RedisStore>> {
+    let mut current = shared.current.write().unwrap_or_else(|p| p.into_inner());
+    if let Some((known, store)) = current.as_ref()
+        && *known == addr
+    {
+        return Ok(store.clone());
+    }
+    let store = Arc::new(RedisStore::new(
+        &format!("redis://{addr}/"),
+        timeout,
+        display.to_owned(),
+    )?);
+    *current = Some((addr, store.clone()));
+    Ok(store)
+}
+
+/// `SENTINEL get-master-addr-by-name` on each sentinel in turn, each within
+/// `timeout`; the first answer wins.
+async fn ask_sentinels(sentinels: &[String], master: &str, timeout: Duration) -> SResult<String> {
+    let mut last = protocol_error("no sentinel configured");
+    for url in sentinels {
+        let ask = async {
+            let client = redis::Client::open(url.as_str())?;
+            let mut conn = client.get_multiplexed_async_connection().await?;
+            let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(master)
+                .query_async(&mut conn)
+                .await?;
+            Ok::<_, redis::RedisError>(addr)
+        };
+        match tokio::time::timeout(timeout, ask).await {
+            Ok(Ok(Some((host, port)))) => return Ok(format!("{host}:{port}")),
+            Ok(Ok(None)) => last = protocol_error("the sentinels do not know this master name"),
+            Ok(Err(e)) => last = StoreError::Redis(e),
+            Err(_) => last = protocol_error("a sentinel did not answer in time"),
+        }
+    }
+    Err(last)
+}
+
+/// Delegates to the store on the current primary, noting failures.
+macro_rules! delegate {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {$(
+        pub(crate) async fn $name(&self, $($arg: $ty),*) -> SResult<$ret> {
+            let store = self.store().await?;
+            let r = store.$name($($arg),*).await;
+            if let Err(e) = &r {
+                self.after_error(e);
+            }
+            r
+        }
+    )*};
+}
+
+impl SentinelStore {
+    delegate! {
+        get(entry: &str) -> Option<Raw>;
+        read(entry: &str, tags: &[String]) -> (Option<Raw>, Vec<Option<u64>>);
+        tag_versions(tags: &[String]) -> Vec<Option<u64>>;
+        acquire(req: &Acquire<'_>) -> Acquired;
+        finish(req: &Finish<'_>) -> bool;
+        ensure_tags(tags: &[String], tag_ttl: Duration) -> Vec<u64>;
+        set(entry: &str, value: &[u8], ttl: Duration) -> ();
+        del(entries: &[String]) -> u64;
+        del_pattern(entry_pattern: &str, batch: usize) -> u64;
+        clear(layout: &Layout, batch: usize) -> u64;
+        bump_tags(tags: &[String]) -> ();
+        exists(entry: &str) -> bool;
+        ttl(entry: &str) -> KeyTtl;
+        incr_by(entry: &str, by: i64) -> i64;
+        expire(entry: &str, ttl: Duration) -> bool;
+    }
+}
