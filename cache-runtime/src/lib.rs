@@ -97,6 +97,7 @@ mod global;
 mod invalidate;
 pub mod keys;
 mod policy;
+mod redact;
 mod stats;
 mod ttl;
 mod warm;
