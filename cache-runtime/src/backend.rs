@@ -294,13 +294,13 @@ impl MemoryBackend {
 
     fn del_pattern(&self, pattern: &str, _batch: usize) -> BResult<u64> {
         self.leases()
-            .retain(|k, _| !crate::keys::glob_match(pattern.as_bytes(), k.as_bytes()));
+            .retain(|k, _| !crate::glob::glob_match(pattern.as_bytes(), k.as_bytes()));
         let now = Instant::now();
         let matching: Vec<Arc<String>> = self
             .cache
             .iter()
             .filter(|(k, e)| {
-                e.live(now) && !is_internal(k, pattern) && crate::keys::glob_match(pattern.as_bytes(), k.as_bytes())
+                e.live(now) && !is_internal(k, pattern) && crate::glob::glob_match(pattern.as_bytes(), k.as_bytes())
             })
             .map(|(k, _)| k)
             .collect();

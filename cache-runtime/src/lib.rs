@@ -93,6 +93,7 @@ mod cache;
 mod codec;
 mod error;
 mod flight;
+mod glob;
 mod global;
 mod invalidate;
 pub mod keys;
