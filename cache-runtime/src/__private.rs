@@ -117,3 +117,10 @@ where
         }
     }
 }
+
+/// Redis' glob matching as the in-process backend runs it, for the
+/// differential test against a real server (`tests/tests/glob.rs`).
+#[doc(hidden)]
+pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    crate::glob::glob_match(pattern, text)
+}

@@ -81,102 +81,6 @@ pub(crate) fn validate_namespace(ns: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Redis' glob matching (`stringmatchlen`): `*`, `?`, `[abc]`, `[^a]`,
-/// `[a-z]`, and `\x` for a literal `x`. Used by the in-process backend so that
-/// patterns mean the same thing on both backends.
-pub(crate) fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0usize, 0usize);
-    // Backtracking point for the last `*`: (pattern index after `*`, text index).
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    while p < pattern.len() && pattern[p] == b'*' {
-                        p += 1;
-                    }
-                    if p == pattern.len() {
-                        return true;
-                    }
-                    star = Some((p, t));
-                    continue;
-                }
-                b'?' => {
-                    p += 1;
-                    t += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((true, next)) = match_class(pattern, p, text[t]) {
-                        p = next;
-                        t += 1;
-                        continue;
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() => {
-                    if pattern[p + 1] == text[t] {
-                        p += 2;
-                        t += 1;
-                        continue;
-                    }
-                }
-                c => {
-                    if c == text[t] {
-                        p += 1;
-                        t += 1;
-                        continue;
-                    }
-                }
-            }
-        }
-        // Mismatch: backtrack to the last star, letting it absorb one more byte.
-        match star {
-            Some((sp, st)) => {
-                p = sp;
-                t = st + 1;
-                star = Some((sp, st + 1));
-            }
-            None => return false,
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
-/// Matches `c` against the class starting at `pattern[start] == b'['`.
-/// Returns (matched, index after the class).
-fn match_class(pattern: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
-    let mut i = start + 1;
-    let negate = pattern.get(i) == Some(&b'^');
-    if negate {
-        i += 1;
-    }
-    let mut matched = false;
-    loop {
-        let pc = *pattern.get(i)?;
-        if pc == b']' {
-            break;
-        }
-        if pc == b'\\' && i + 1 < pattern.len() {
-            if pattern[i + 1] == c {
-                matched = true;
-            }
-            i += 2;
-        } else if i + 2 < pattern.len() && pattern[i + 1] == b'-' && pattern[i + 2] != b']' {
-            let (lo, hi) = (pc.min(pattern[i + 2]), pc.max(pattern[i + 2]));
-            if (lo..=hi).contains(&c) {
-                matched = true;
-            }
-            i += 3;
-        } else {
-            if pc == c {
-                matched = true;
-            }
-            i += 1;
-        }
-    }
-    Some((matched != negate, i + 1))
-}
-
 /// The original's key set (`CacheKeys`), with escaping of every argument.
 ///
 /// ```
@@ -251,23 +155,6 @@ mod tests {
         let samples = ["a:b", "a%3Ab", "a", "a:", "%", "%25", "*", "", " "];
         let set: std::collections::HashSet<_> = samples.iter().map(|s| escape(*s)).collect();
         assert_eq!(set.len(), samples.len());
-    }
-
-    #[test]
-    fn glob_matches_like_redis() {
-        let m = |p: &str, t: &str| glob_match(p.as_bytes(), t.as_bytes());
-        assert!(m("*", ""));
-        assert!(m("course:*", "course:1"));
-        assert!(!m("course:*", "courses:1"));
-        assert!(m("c?urse", "course"));
-        assert!(m("h[ae]llo", "hallo"));
-        assert!(!m("h[^e]llo", "hello"));
-        assert!(m("h[a-c]llo", "hbllo"));
-        assert!(m("a\\*b", "a*b"));
-        assert!(!m("a\\*b", "axb"));
-        assert!(m("*:1*", "x:y:1z"));
-        assert!(!m("a*b", "acbd"));
-        assert!(m("a*b*c", "aXbYbZc"));
     }
 
     #[test]

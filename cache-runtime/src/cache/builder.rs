@@ -347,7 +347,7 @@ impl CacheBuilder {
         }
         let shown = redact(url);
         let store = RedisStore::new(url, self.op_timeout, shown.clone()).map_err(|e| CacheError::InvalidUrl {
-            reason: format!("{shown}: {e}"),
+            reason: format!("{shown}: {}", url_error(&e)),
         })?;
         Ok(Store::Redis(store))
     }
@@ -361,7 +361,7 @@ impl CacheBuilder {
         for u in urls {
             if let Err(e) = redis::Client::open(u.as_str()) {
                 return Err(CacheError::InvalidUrl {
-                    reason: format!("{}: {e}", redact(u)),
+                    reason: format!("{}: {}", redact(u), url_error(&e)),
                 });
             }
         }
@@ -400,7 +400,7 @@ impl CacheBuilder {
         let shown = urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(",");
         let store = crate::store::ClusterStore::new(urls, self.op_timeout, shown.clone()).map_err(|e| {
             CacheError::InvalidUrl {
-                reason: format!("{shown}: {e}"),
+                reason: format!("{shown}: {}", url_error(&e)),
             }
         })?;
         Ok(Store::Cluster(store))
@@ -423,16 +423,13 @@ fn poll_ready_now<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
-/// `redis://user:secret@host/0` → `redis://user:***@host/0`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &userinfo[..colon], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+use crate::redact::redact_url as redact;
+
+/// A redis-rs URL error, without anything it may have echoed from the URL
+/// (its detail, e.g. the value of `?protocol=`).
+fn url_error(e: &redis::RedisError) -> String {
+    match e.detail() {
+        None => e.to_string(),
+        Some(_) => e.category().to_owned(),
     }
 }

@@ -85,34 +85,16 @@ impl Layout {
     }
 }
 
-/// A glob is well-formed when every `[` is closed and no `\` is last.
+/// A glob is well-formed here when it cannot reach past the closing brace
+/// the layout puts after it: every class closed, no trailing `\`.
 fn check_glob(glob: &str) -> Result<(), String> {
-    let b = glob.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'\\' if i + 1 == b.len() => return Err(format!("pattern {glob:?} ends with a lone `\\`")),
-            b'\\' => i += 2,
-            b'[' => {
-                let mut j = i + 1;
-                if b.get(j) == Some(&b'^') {
-                    j += 1;
-                }
-                loop {
-                    match b.get(j) {
-                        None => return Err(format!("pattern {glob:?} has an unterminated `[`")),
-                        Some(b'\\') if j + 1 < b.len() => j += 2,
-                        Some(b'\\') => return Err(format!("pattern {glob:?} ends with a lone `\\`")),
-                        Some(b']') => break,
-                        Some(_) => j += 1,
-                    }
-                }
-                i = j + 1;
-            }
-            _ => i += 1,
-        }
+    if crate::glob::is_self_contained(glob.as_bytes()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "pattern {glob:?} is malformed: an unterminated `[` class (note that `[a-]` is a range up to `]`) or a trailing `\\`"
+        ))
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -140,7 +122,7 @@ mod tests {
         assert_eq!(l.entry_pattern("course:*").unwrap(), "{ns:course:*}");
         assert!(l.entry_pattern("a[b]*").is_ok());
         assert!(l.entry_pattern("a\\*").is_ok());
-        for bad in ["*[e", "a\\", "[^", "[a\\"] {
+        for bad in ["*[e", "a\\", "[^", "[a\\", "*[a-]*"] {
             assert!(l.entry_pattern(bad).is_err(), "{bad}");
         }
     }

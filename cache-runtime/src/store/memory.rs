@@ -233,7 +233,7 @@ impl MemoryStore {
 
     pub(crate) fn del_pattern(&self, entry_pattern: &str, _batch: usize) -> SResult<u64> {
         let lease_pattern = Layout::lease_pattern(entry_pattern);
-        let matches = |p: &str, k: &str| crate::keys::glob_match(p.as_bytes(), k.as_bytes());
+        let matches = |p: &str, k: &str| crate::glob::glob_match(p.as_bytes(), k.as_bytes());
         let mut b = self.books();
         b.leases.map.retain(|k, _| !matches(&lease_pattern, k));
         let now = Instant::now();
