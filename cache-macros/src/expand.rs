@@ -73,8 +73,21 @@ impl Ctx<'_> {
                 ::cache_runtime::__private::method_name(&__CACHE_NAME, ::core::any::type_name::<Self>, #f)
             })
         } else {
-            quote!(::core::concat!(::core::module_path!(), "::", #f))
+            Self::placed_name(&f)
         }
+    }
+
+    /// `path::function` of a function without `self` that does not mention
+    /// `Self`: a free function or an associated function, which the
+    /// attribute cannot tell apart. A nested marker item's type name says
+    /// where it is (the module, or `Type` for `Type::find`).
+    fn placed_name(f: &str) -> TokenStream {
+        quote!({
+            #[allow(non_snake_case)]
+            fn __cache_here() {}
+            static __CACHE_NAME: ::std::sync::OnceLock<&'static str> = ::std::sync::OnceLock::new();
+            ::cache_runtime::__private::fn_path(&__CACHE_NAME, ::core::any::type_name_of_val(&__cache_here), #f)
+        })
     }
 
     fn version_suffix(&self) -> String {
@@ -97,7 +110,8 @@ impl Ctx<'_> {
                         __cache_k.push_str(#f);
                     )
                 } else {
-                    quote!(__cache_k.push_str(::core::concat!(::core::module_path!(), #f));)
+                    let placed = Self::placed_name(&self.fn_name_str());
+                    quote!(__cache_k.push_str(#placed);)
                 };
                 let parts = self.m.key_params.iter().map(|p| {
                     quote_spanned!(p.span()=>
@@ -188,7 +202,11 @@ impl Ctx<'_> {
     /// nothing but the captured parameters).
     fn body_future(&self) -> TokenStream {
         let m = self.m;
-        if m.companions {
+        // A companion can be named only where the attribute knows whether it
+        // is in an impl (`Self::f_uncached`); a function without `self` that
+        // does not mention `Self` may be free or associated, so its body is
+        // expanded inline instead.
+        if m.companions && m.in_impl {
             let f = self.uncached_ident();
             let args = m.params.iter().map(|p| &p.ident);
             let generics = &self.func.sig.generics;
@@ -213,10 +231,10 @@ impl Ctx<'_> {
             } else {
                 quote!(::<#(#explicit),*>)
             };
-            let call = match (m.receiver != Receiver::None, m.in_impl) {
-                (true, _) => quote!(Self::#f #turbofish(self, #(#args),*)),
-                (false, true) => quote!(Self::#f #turbofish(#(#args),*)),
-                (false, false) => quote!(#f #turbofish(#(#args),*)),
+            let call = if m.receiver == Receiver::None {
+                quote!(Self::#f #turbofish(#(#args),*))
+            } else {
+                quote!(Self::#f #turbofish(self, #(#args),*))
             };
             quote!(
                 let __cache_fut = #call;
@@ -433,12 +451,13 @@ impl Ctx<'_> {
         let doc = if m.in_impl {
             doc
         } else {
-            format!(" [`{name_str}`]'s body, without the cache.")
+            // Free or associated: no link that resolves in both.
+            format!(" `{name_str}`'s body, without the cache.")
         };
         let uncached = quote!(
             #(#carried)*
             #[doc = #doc]
-            #[allow(unused_variables)]
+            #[allow(unused_variables, dead_code)]
             #vis #sig #block
         );
         if m.mode == Mode::Mutation {

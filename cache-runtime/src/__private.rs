@@ -72,6 +72,26 @@ pub fn method_name(cell: &'static OnceLock<&'static str>, ty: fn() -> &'static s
     cell.get_or_init(|| Box::leak(format!("{}::{function}", ty()).into_boxed_str()))
 }
 
+/// `"{path}::{function}"` for a function that the attribute cannot place:
+/// a free function and an associated function without `self` look alike to
+/// it. `marker` is the `type_name` of an item nested in the generated code
+/// (`crate::User::find::{{closure}}::__cache_here`); its parent path is the
+/// module, or the type for an associated function, so `User::find` and
+/// `Course::find` get different names and default keys. Computed once per
+/// call site.
+#[inline]
+pub fn fn_path(cell: &'static OnceLock<&'static str>, marker: &'static str, function: &str) -> &'static str {
+    cell.get_or_init(|| {
+        let mut path = marker.strip_suffix("::__cache_here").unwrap_or(marker);
+        while let Some(p) = path.strip_suffix("::{{closure}}") {
+            path = p;
+        }
+        // Drop the enclosing function (`find`, `find_key`, `find_refresh`, …).
+        let parent = path.rsplit_once("::").map_or(path, |(parent, _)| parent);
+        Box::leak(format!("{parent}::{function}").into_boxed_str())
+    })
+}
+
 /// Runs the `invalidates = [..]` of a function whose body succeeded. Errors
 /// are logged, never returned: the user's call has already succeeded.
 pub async fn invalidate(cache: &Cache, function: &'static str, keys: &[String], tags: &[String], patterns: &[String]) {
