@@ -18,6 +18,23 @@
 //! | `negative_ttl = "30s"` | for `Option` results: cache `None` too |
 //! | `version = 2` | appended to the key as `:v2` |
 //!
+//! # Injective templates
+//!
+//! Distinct argument values give distinct keys, tags and invalidated keys
+//! (no two users share an entry because their names contain a separator):
+//!
+//! - every two placeholders have literal text between them (`{a}{b}` is a
+//!   compile error: `"ab" + ""` and `"a" + "b"` would meet), and `%` does
+//!   not follow a placeholder (escapes start with `%`);
+//! - each interpolated value is escaped with `cache_runtime::keys` (the
+//!   reserved set `:` `*` `?` `[` `]` `\` `{` `}` `%`, whitespace, control
+//!   characters) and also percent-encodes its template's separators: every
+//!   character of the literal text that is not an ASCII letter or digit,
+//!   and the first character after each placeholder. With
+//!   `"pair:{a}-{b}"`, `("x-y", "z")` gives `pair:x%2Dy-z` and
+//!   `("x", "y-z")` gives `pair:x-y%2Dz`. The set is computed at compile
+//!   time; `<name>_key` gives the exact key.
+//!
 //! # Companions
 //!
 //! A function declared with an explicit visibility gets `<name>_key`,

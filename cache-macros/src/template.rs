@@ -14,6 +14,46 @@ pub(crate) struct Template {
     pub(crate) parts: Vec<Part>,
     /// False when the string had a syntax error (already reported).
     pub(crate) well_formed: bool,
+    /// Characters that interpolated values percent-encode beyond the
+    /// runtime's reserved set ([`separators`]).
+    pub(crate) also: String,
+}
+
+/// The runtime's reserved set (`cache_runtime::keys::escape`): always
+/// encoded, so never needed in a template's extra set.
+fn reserved(c: char) -> bool {
+    matches!(c, ':' | '*' | '?' | '[' | ']' | '\\' | '{' | '}' | '%') || c.is_whitespace() || c.is_control()
+}
+
+/// The characters a template's values encode beyond the reserved set, so
+/// that distinct values always give distinct strings (DESIGN §10.4):
+///
+/// - the first character of every literal that follows a placeholder (the
+///   separator that ends the value): no value can contain it, so a reader
+///   of the key knows where each value ends. This alone makes a template
+///   with a separator between every two placeholders injective;
+/// - every other character of the literal text that is not an ASCII letter
+///   or digit, so that a value never contains any punctuation of its
+///   template (`pair:{a}-{b}` and `pair:{a}-*` encode `a` alike). Letters
+///   and digits of the literal text stay readable in values (`v1:{id}`
+///   does not encode the `1` of an id).
+pub(crate) fn separators(parts: &[Part]) -> String {
+    let mut set = std::collections::BTreeSet::new();
+    let mut after_var = false;
+    for part in parts {
+        match part {
+            Part::Lit(s) => {
+                for (i, c) in s.chars().enumerate() {
+                    if !reserved(c) && ((i == 0 && after_var) || !c.is_ascii_alphanumeric()) {
+                        set.insert(c);
+                    }
+                }
+                after_var = false;
+            }
+            Part::Var(_) => after_var = true,
+        }
+    }
+    set.into_iter().collect()
 }
 
 pub(crate) enum Part {
@@ -63,6 +103,40 @@ fn parse_path(inner: &str) -> Option<Placeholder> {
     })
 }
 
+/// Every two placeholders have literal text between them, and no literal
+/// after a placeholder starts with `%` (escapes start with `%`, so it cannot
+/// mark where a value ends). Errors go to `errors`; false if any.
+fn check_separated(parts: &[Part], lit: &LitStr, what: &str, errors: &mut Errors) -> bool {
+    let mut ok = true;
+    for pair in parts.windows(2) {
+        match pair {
+            [Part::Var(a), Part::Var(b)] => {
+                ok = false;
+                errors.at(
+                    lit.span(),
+                    format!(
+                        "placeholders `{{{a}}}{{{b}}}` are adjacent in the {what} template: their values cannot be told apart (\"ab\" + \"\" and \"a\" + \"b\" would give one {what}); put a separator between them, e.g. `{{{a}}}:{{{b}}}`",
+                        a = a.text(),
+                        b = b.text()
+                    ),
+                );
+            }
+            [Part::Var(a), Part::Lit(l)] if l.starts_with('%') => {
+                ok = false;
+                errors.at(
+                    lit.span(),
+                    format!(
+                        "`%` follows the placeholder `{{{a}}}` in the {what} template: escaped values contain `%` (as in `%3A`), so it cannot mark where the value ends; use another separator, e.g. `{{{a}}}:`",
+                        a = a.text()
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    ok
+}
+
 impl Template {
     /// Parses a template literal; `what` names it in errors ("key", "tag", …).
     pub(crate) fn parse(lit: LitStr, what: &str, errors: &mut Errors) -> Template {
@@ -91,6 +165,7 @@ impl Template {
                             lit,
                             parts,
                             well_formed: false,
+                            also: String::new(),
                         };
                     };
                     let inner = &text[i + 1..i + 1 + end];
@@ -154,10 +229,15 @@ impl Template {
         if !buf.is_empty() {
             parts.push(Part::Lit(buf));
         }
+        if !check_separated(&parts, &lit, what, errors) {
+            well_formed = false;
+        }
+        let also = separators(&parts);
         Template {
             lit,
             parts,
             well_formed,
+            also,
         }
     }
 
@@ -203,9 +283,16 @@ impl Template {
                         };
                         quote!(.#m)
                     });
-                    stmts.push(quote_spanned!(span=>
-                        ::cache_runtime::__private::push_part(&mut #out, &#root #(#fields)*);
-                    ));
+                    let also = &self.also;
+                    stmts.push(if also.is_empty() {
+                        quote_spanned!(span=>
+                            ::cache_runtime::__private::push_part(&mut #out, &#root #(#fields)*);
+                        )
+                    } else {
+                        quote_spanned!(span=>
+                            ::cache_runtime::__private::push_part_with(&mut #out, &#root #(#fields)*, #also);
+                        )
+                    });
                 }
             }
         }
@@ -217,5 +304,40 @@ impl Template {
             #(#stmts)*
             #out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> (Template, usize) {
+        let mut errors = Errors::default();
+        let t = Template::parse(LitStr::new(s, Span::call_site()), "key", &mut errors);
+        let n = errors.finish().err().map_or(0, |e| e.into_iter().count());
+        (t, n)
+    }
+
+    #[test]
+    fn separators_of_templates() {
+        assert_eq!(parse("pair:{a}-{b}").0.also, "-");
+        assert_eq!(parse("course:{id}").0.also, "");
+        assert_eq!(parse("{a}:{b}").0.also, "");
+        assert_eq!(parse("user{a}name{b}").0.also, "n");
+        assert_eq!(parse("v1:{a}.{b}_x").0.also, "._");
+        assert_eq!(parse("é{a}日{b}").0.also, "é日");
+        assert_eq!(parse("lit:{{{a}}}<b>").0.also, "");
+    }
+
+    #[test]
+    fn ambiguous_templates_are_errors() {
+        for bad in ["cat:{a}{b}", "<a><b>", "{a}<b>", "x:{a}%{b}", "x:{a}%"] {
+            let (t, n) = parse(bad);
+            assert_eq!(n, 1, "{bad}");
+            assert!(!t.well_formed, "{bad}");
+        }
+        for good in ["cat:{a}-{b}", "{a}{{{b}", "{a}x%{b}", "a%{b}"] {
+            assert_eq!(parse(good).1, 0, "{good}");
+        }
     }
 }

@@ -36,6 +36,9 @@ pub trait KeyPart {
     fn push_escaped_to(&self, out: &mut String);
     /// Appends the `Display` form as is (for `key = expr`).
     fn push_raw_to(&self, out: &mut String);
+    /// Appends the escaped `Display` form, also encoding the characters of
+    /// `also` (the template's separators).
+    fn push_escaped_with_to(&self, out: &mut String, also: &str);
 }
 
 impl<T: Display + ?Sized> KeyPart for T {
@@ -47,6 +50,17 @@ impl<T: Display + ?Sized> KeyPart for T {
     fn push_raw_to(&self, out: &mut String) {
         let _ = write!(out, "{self}");
     }
+    #[inline]
+    fn push_escaped_with_to(&self, out: &mut String, also: &str) {
+        crate::keys::push_escaped_with(out, self, also);
+    }
+}
+
+/// Appends one interpolated value, escaped, with the template's separators
+/// (`also`) encoded too.
+#[inline]
+pub fn push_part_with<T: KeyPart + ?Sized>(out: &mut String, value: &T, also: &str) {
+    value.push_escaped_with_to(out, also);
 }
 
 /// Appends one interpolated, escaped value.
