@@ -185,7 +185,7 @@ fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> sy
     match key.as_str() {
         "key" => {
             let v = if input.peek(LitStr) {
-                KeyArg::Template(Template::parse(input.parse()?, "key", errors))
+                KeyArg::Template(Template::parse(lit_str(input)?, "key", errors))
             } else {
                 KeyArg::Expr(Box::new(input.parse()?))
             };
@@ -205,7 +205,7 @@ fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> sy
                 "tags",
                 |input, errors| {
                     if input.peek(LitStr) {
-                        Ok(Template::parse(input.parse()?, "tag", errors))
+                        Ok(Template::parse(lit_str(input)?, "tag", errors))
                     } else {
                         Err(input
                             .error("tags are string templates, e.g. `tags = [\"courses\", \"teacher:{teacher_id}\"]`"))
@@ -240,6 +240,16 @@ fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> sy
             let lit: LitInt = input
                 .parse()
                 .map_err(|e| syn::Error::new(e.span(), "`version` is a whole number, e.g. `version = 2`"))?;
+            if !lit.suffix().is_empty() {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "`version` is a plain whole number: remove the suffix `{}`, e.g. `version = {}`",
+                        lit.suffix(),
+                        lit.base10_digits()
+                    ),
+                ));
+            }
             let v = lit.base10_parse::<u32>().map_err(|_| {
                 syn::Error::new(
                     lit.span(),
@@ -293,7 +303,7 @@ fn parse_invalidation(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resul
     const HELP: &str =
         "an `invalidates` entry is a key template `\"course:{id}\"`, `tag(\"...\")` or `pattern(\"...\")`";
     if input.peek(LitStr) {
-        return Ok(Invalidation::Key(Template::parse(input.parse()?, "key", errors)));
+        return Ok(Invalidation::Key(Template::parse(lit_str(input)?, "key", errors)));
     }
     let kind = input
         .call(Ident::parse_any)
@@ -313,8 +323,7 @@ fn parse_invalidation(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resul
     }
     let content;
     parenthesized!(content in input);
-    let lit: LitStr = content
-        .parse()
+    let lit: LitStr = lit_str(&content)
         .map_err(|e| syn::Error::new(e.span(), format!("`{kind_str}(..)` takes one string template")))?;
     if !content.is_empty() {
         return Err(content.error(format!("`{kind_str}(..)` takes one string template")));
@@ -326,9 +335,26 @@ fn parse_invalidation(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resul
     })
 }
 
+/// A string literal without a suffix (`"90s"ms` is an error, not `"90s"`).
+fn lit_str(input: ParseStream<'_>) -> syn::Result<LitStr> {
+    let lit: LitStr = input.parse()?;
+    if lit.suffix().is_empty() {
+        Ok(lit)
+    } else {
+        Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "unexpected suffix `{}` after the string literal: remove it, e.g. `{:?}`",
+                lit.suffix(),
+                lit.value()
+            ),
+        ))
+    }
+}
+
 fn parse_ttl(input: ParseStream<'_>, what: &str) -> syn::Result<TtlArg> {
     if input.peek(LitStr) {
-        let lit: LitStr = input.parse()?;
+        let lit = lit_str(input)?;
         let millis = parse_duration(&lit.value()).map_err(|why| {
             syn::Error::new(
                 lit.span(),
@@ -345,6 +371,19 @@ fn parse_ttl(input: ParseStream<'_>, what: &str) -> syn::Result<TtlArg> {
         && (fork.is_empty() || fork.peek(Token![,]));
     if bare_number {
         let tok: proc_macro2::TokenTree = input.parse()?;
+        // `90ms` lexes as the number 90 with the suffix `ms`.
+        if let Ok(lit) = syn::parse2::<LitInt>(tok.clone().into())
+            && ["ms", "s", "m", "h", "d"].contains(&lit.suffix())
+        {
+            return Err(syn::Error::new(
+                tok.span(),
+                format!(
+                    "a duration literal is a string: write `{what} = \"{}{}\"`",
+                    lit.base10_digits(),
+                    lit.suffix()
+                ),
+            ));
+        }
         return Err(syn::Error::new(
             tok.span(),
             format!(

@@ -46,7 +46,10 @@
 mod args;
 mod ctxt;
 mod expand;
+#[cfg(test)]
+mod fuzz;
 mod template;
+mod uses;
 mod validate;
 
 use proc_macro::TokenStream;

@@ -78,29 +78,96 @@ impl Placeholder {
     }
 }
 
-fn is_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic()) && chars.all(|c| c == '_' || c.is_alphanumeric())
+/// Rust's keywords (strict and reserved, edition 2024): a field with such a
+/// name is written `r#name` in Rust; the expansion does that for the user.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+    "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
+    "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract",
+    "become", "box", "do", "final", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// Keywords that cannot be raw identifiers, hence never a field name.
+const NOT_RAW: &[&str] = &["self", "Self", "super", "crate", "_"];
+
+/// True for a keyword that must be emitted as a raw identifier.
+pub(crate) fn is_keyword(s: &str) -> bool {
+    KEYWORDS.contains(&s)
 }
 
-/// Parses `a.b.c` (fields may be tuple indices); `None` if malformed.
-fn parse_path(inner: &str) -> Option<Placeholder> {
+/// A Rust identifier (XID, as rustc lexes it), `_` alone excluded.
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    s != "_"
+        && matches!(chars.next(), Some(c) if c == '_' || unicode_ident::is_xid_start(c))
+        && chars.all(unicode_ident::is_xid_continue)
+}
+
+/// Checks one field segment of a placeholder: a tuple index that fits `u32`
+/// written without leading zeros, or an identifier (a keyword is emitted
+/// raw; `r#type` is accepted and means `type`). Returns the field's name.
+fn check_field<'a>(seg: &'a str, inner: &str) -> Result<&'a str, String> {
+    if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
+        if seg.len() > 1 && seg.starts_with('0') {
+            let fixed = match seg.trim_start_matches('0') {
+                "" => "0",
+                rest => rest,
+            };
+            return Err(format!(
+                "tuple index `{seg}` in placeholder `{{{inner}}}` has a leading zero; write it as in Rust code: `{fixed}`"
+            ));
+        }
+        if seg.parse::<u32>().is_err() {
+            return Err(format!(
+                "tuple index `{seg}` in placeholder `{{{inner}}}` is too large: a tuple index fits in u32"
+            ));
+        }
+        return Ok(seg);
+    }
+    let name = seg.strip_prefix("r#").unwrap_or(seg);
+    if NOT_RAW.contains(&name) {
+        return Err(format!(
+            "`{name}` in placeholder `{{{inner}}}` cannot be a field name: interpolate a field, e.g. `{{param.field}}` or `{{self.field}}`"
+        ));
+    }
+    if !is_ident(name) {
+        return Err(format!(
+            "`{seg}` in placeholder `{{{inner}}}` is not a field name: write the field as in Rust code, e.g. `{{param.field}}` or `{{param.0}}`"
+        ));
+    }
+    Ok(name)
+}
+
+/// Parses `a.b.c` (fields may be tuple indices); `Err` says what is wrong.
+fn parse_path(inner: &str) -> Result<Placeholder, String> {
+    let malformed =
+        || format!("malformed placeholder `{{{inner}}}`: write `{{param}}`, `{{param.field}}` or `{{self.field}}`");
     let mut segs = inner.trim().split('.').map(str::trim);
-    let root = segs.next()?;
-    if !is_ident(root) {
-        return None;
+    let root = segs.next().ok_or_else(malformed)?;
+    let root = root.strip_prefix("r#").unwrap_or(root);
+    if !(root == "self" || is_ident(root)) {
+        return Err(malformed());
     }
     let mut fields = Vec::new();
     for s in segs {
-        if !(is_ident(s) || (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()))) {
-            return None;
+        if s.is_empty() {
+            return Err(malformed());
         }
-        fields.push(s.to_owned());
+        fields.push(check_field(s, inner)?.to_owned());
     }
-    Some(Placeholder {
+    Ok(Placeholder {
         root: root.to_owned(),
         fields,
     })
+}
+
+/// The identifier `name` (checked by [`parse_path`]), raw when it is a keyword.
+pub(crate) fn ident(name: &str, span: Span) -> syn::Ident {
+    if is_keyword(name) {
+        syn::Ident::new_raw(name, span)
+    } else {
+        syn::Ident::new(name, span)
+    }
 }
 
 /// Every two placeholders have literal text between them, and no literal
@@ -170,20 +237,15 @@ impl Template {
                     };
                     let inner = &text[i + 1..i + 1 + end];
                     match parse_path(inner) {
-                        Some(p) => {
+                        Ok(p) => {
                             if !buf.is_empty() {
                                 parts.push(Part::Lit(std::mem::take(&mut buf)));
                             }
                             parts.push(Part::Var(p));
                         }
-                        None => {
+                        Err(why) => {
                             well_formed = false;
-                            errors.at(
-                            lit.span(),
-                            format!(
-                                "malformed placeholder `{{{inner}}}` in {what} template: write `{{param}}`, `{{param.field}}` or `{{self.field}}`"
-                            ),
-                        )
+                            errors.at(lit.span(), format!("{why} (in the {what} template)"));
                         }
                     }
                     // Skip the placeholder's characters.
@@ -206,7 +268,7 @@ impl Template {
                     let rest = &text[i + 1..];
                     match rest
                         .find('>')
-                        .and_then(|end| parse_path(&rest[..end]).map(|p| (end, p)))
+                        .and_then(|end| parse_path(&rest[..end]).ok().map(|p| (end, p)))
                     {
                         Some((end, p)) if !rest[..end].contains(char::is_whitespace) => {
                             if !buf.is_empty() {
@@ -273,13 +335,13 @@ impl Template {
                     let root = if p.root == "self" {
                         quote_spanned!(span=> self)
                     } else {
-                        let id = syn::Ident::new(&p.root, span);
+                        let id = ident(&p.root, span);
                         quote!(#id)
                     };
                     let fields = p.fields.iter().map(|f| {
                         let m: syn::Member = match f.parse::<u32>() {
                             Ok(n) => syn::Member::Unnamed(syn::Index { index: n, span }),
-                            Err(_) => syn::Member::Named(syn::Ident::new(f, span)),
+                            Err(_) => syn::Member::Named(ident(f, span)),
                         };
                         quote!(.#m)
                     });

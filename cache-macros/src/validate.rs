@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
@@ -77,7 +78,8 @@ pub(crate) struct Model {
     pub(crate) companions: bool,
 }
 
-/// Every identifier in a token stream, macro arguments included.
+/// Every identifier token in a token stream, macro arguments included
+/// (never text inside literals). For the key's coverage, see [`crate::uses`].
 pub(crate) fn idents(tokens: TokenStream, out: &mut BTreeSet<String>) {
     for tt in tokens {
         match tt {
@@ -85,19 +87,7 @@ pub(crate) fn idents(tokens: TokenStream, out: &mut BTreeSet<String>) {
                 out.insert(i.to_string());
             }
             TokenTree::Group(g) => idents(g.stream(), out),
-            TokenTree::Literal(l) => {
-                // `format!("{id}")`: inline format arguments.
-                let s = l.to_string();
-                if s.starts_with('"') {
-                    for part in s.split('{').skip(1) {
-                        let name: String = part.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                        if !name.is_empty() {
-                            out.insert(name);
-                        }
-                    }
-                }
-            }
-            TokenTree::Punct(_) => {}
+            TokenTree::Literal(_) | TokenTree::Punct(_) => {}
         }
     }
 }
@@ -175,7 +165,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
             },
         }
     }
-    let param_names: Vec<String> = params.iter().map(|p| p.ident.to_string()).collect();
+    let param_names: Vec<String> = params.iter().map(|p| p.ident.unraw().to_string()).collect();
     let listing = if param_names.is_empty() {
         "the function has no parameters".to_owned()
     } else {
@@ -279,7 +269,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
     let mut skipped = BTreeSet::new();
     let mut skip_ok = true;
     for id in args.skip.value().into_iter().flatten() {
-        let name = id.to_string();
+        let name = id.unraw().to_string();
         if name == "self" {
             errors.at(id.span(), "`self` is never part of a key: remove it from `skip` (use `{self.field}` in the key for state behind `self`)");
             ok = false;
@@ -363,13 +353,17 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
     let mut in_key = BTreeSet::new();
     match args.key.value() {
         Some(KeyArg::Template(t)) => in_key.extend(t.placeholders().map(|p| p.root.clone())),
-        Some(KeyArg::Expr(e)) => idents(quote::quote!(#e), &mut in_key),
+        Some(KeyArg::Expr(e)) => {
+            let uses = crate::uses::of_expr(e);
+            in_key.extend(uses.whole);
+            in_key.extend(uses.fields.into_keys());
+        }
         None => {}
     }
     // Coverage is only meaningful once the key and `skip` are themselves valid.
     if let Some(key) = args.key.get().filter(|_| key_ok && skip_ok && all_named) {
         for p in &params {
-            let name = p.ident.to_string();
+            let name = p.ident.unraw().to_string();
             if skipped.contains(&name) {
                 if in_key.contains(&name)
                     && let Some(id) = args.skip.value().into_iter().flatten().find(|i| **i == name)
@@ -397,7 +391,7 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
     }
     let key_params: Vec<Ident> = params
         .iter()
-        .filter(|p| !skipped.contains(&p.ident.to_string()))
+        .filter(|p| !skipped.contains(&p.ident.unraw().to_string()))
         .map(|p| p.ident.clone())
         .collect();
 
