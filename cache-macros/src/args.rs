@@ -18,6 +18,7 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "invalidates",
     "put",
     "skip",
+    "covered",
     "cache",
     "negative_ttl",
     "version",
@@ -102,6 +103,7 @@ pub(crate) struct Args {
     pub(crate) invalidates: Slot<Vec<Invalidation>>,
     pub(crate) put: Slot<()>,
     pub(crate) skip: Slot<Vec<Ident>>,
+    pub(crate) covered: Slot<Vec<Ident>>,
     pub(crate) cache: Slot<Box<Expr>>,
     pub(crate) negative_ttl: Slot<TtlArg>,
     pub(crate) version: Slot<u32>,
@@ -231,6 +233,19 @@ fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> sy
                 errors,
             )?;
             args.skip.set(name, v, errors);
+        }
+        "covered" => {
+            let v = parse_list(
+                input,
+                "covered",
+                |input, _| {
+                    input.call(Ident::parse_any).map_err(|e| {
+                        syn::Error::new(e.span(), "`covered` lists parameter names, e.g. `covered = [params]`")
+                    })
+                },
+                errors,
+            )?;
+            args.covered.set(name, v, errors);
         }
         "cache" => {
             let v: Expr = input.parse()?;

@@ -14,6 +14,7 @@
 //! | `invalidates = ["k:{id}", tag("t"), pattern("p:*")]` | dropped after the body succeeded |
 //! | `put` | write-through (needs `key`) |
 //! | `skip = [pool]` | parameters that are not part of the key |
+//! | `covered = [params]` | parameters the key uses only through fields (`{params.limit}`), declared complete: without it such partial coverage is an error |
 //! | `cache = self.cache` | which `Cache` (default: the installed global one) |
 //! | `negative_ttl = "30s"` | for `Option` results: cache `None` too |
 //! | `version = 2` | appended to the key as `:v2` |

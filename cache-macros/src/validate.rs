@@ -2,7 +2,7 @@
 //! return kind, mode), and every cross-check between the arguments and the
 //! signature.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt as _;
@@ -90,6 +90,80 @@ pub(crate) fn idents(tokens: TokenStream, out: &mut BTreeSet<String>) {
             TokenTree::Literal(_) | TokenTree::Punct(_) => {}
         }
     }
+}
+
+/// Parameters the key uses only through fields (`{params.limit}`,
+/// `params.limit` in an expression), never whole: name → fields used.
+fn partial_uses(key: &KeyArg) -> BTreeMap<String, BTreeSet<String>> {
+    let (whole, mut fields): (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>) = match key {
+        KeyArg::Template(t) => {
+            let mut whole = BTreeSet::new();
+            let mut fields: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for p in t.placeholders().filter(|p| p.root != "self") {
+                match p.fields.first() {
+                    None => {
+                        whole.insert(p.root.clone());
+                    }
+                    Some(_) => {
+                        fields.entry(p.root.clone()).or_default().insert(p.fields.join("."));
+                    }
+                }
+            }
+            (whole, fields)
+        }
+        KeyArg::Expr(e) => {
+            let uses = crate::uses::of_expr(e);
+            (uses.whole, uses.fields)
+        }
+    };
+    fields.retain(|name, _| !whole.contains(name));
+    fields
+}
+
+/// Checks `covered = [..]`: parameters the key uses only through fields,
+/// declared complete: the valid entries, and false after an error.
+fn check_covered(
+    args: &Args,
+    param_names: &[String],
+    skipped: &BTreeSet<String>,
+    partial: &BTreeMap<String, BTreeSet<String>>,
+    mode: Mode,
+    listing: &str,
+    errors: &mut Errors,
+) -> (BTreeSet<String>, bool) {
+    let mut covered = BTreeSet::new();
+    let mut ok = true;
+    if mode == Mode::Mutation {
+        return (covered, true);
+    }
+    for id in args.covered.value().into_iter().flatten() {
+        let name = id.unraw().to_string();
+        let error = if name == "self" {
+            Some("`self` is never part of a key's coverage: remove it from `covered` (use `{self.field}` in the key for state behind `self`)".to_owned())
+        } else if !param_names.contains(&name) {
+            Some(format!(
+                "`covered` names `{name}`, which is not a parameter{}; {listing}",
+                did_you_mean(&name, param_names.iter().map(String::as_str))
+            ))
+        } else if skipped.contains(&name) {
+            Some(format!(
+                "`{name}` is in both `skip` and `covered`: keep one (`skip` if it does not change the result)"
+            ))
+        } else if !partial.contains_key(&name) {
+            Some(format!(
+                "`covered` lists `{name}`, but the key does not use it through fields (it uses it whole, or not at all): remove it from `covered`"
+            ))
+        } else if !covered.insert(name.clone()) {
+            Some(format!("`{name}` is listed twice in `covered`: remove one"))
+        } else {
+            None
+        };
+        if let Some(message) = error {
+            errors.at(id.span(), message);
+            ok = false;
+        }
+    }
+    (covered, ok)
 }
 
 fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
@@ -234,12 +308,13 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
         ok = false;
     }
     if mode == Mode::Mutation {
-        let useless: [(&str, Option<Span>); 5] = [
+        let useless: [(&str, Option<Span>); 6] = [
             ("ttl", args.ttl.name_span()),
             ("tags", args.tags.name_span()),
             ("negative_ttl", args.negative_ttl.name_span()),
             ("version", args.version.name_span()),
             ("skip", args.skip.name_span()),
+            ("covered", args.covered.name_span()),
         ];
         for (name, span) in useless {
             if let Some(span) = span {
@@ -360,6 +435,10 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
         }
         None => {}
     }
+    // Parameters the key uses only through fields: name → fields.
+    let partial = args.key.value().map(partial_uses).unwrap_or_default();
+    let (covered, covered_ok) = check_covered(args, &param_names, &skipped, &partial, mode, &listing, errors);
+    ok &= covered_ok;
     // Coverage is only meaningful once the key and `skip` are themselves valid.
     if let Some(key) = args.key.get().filter(|_| key_ok && skip_ok && all_named) {
         for p in &params {
@@ -374,6 +453,19 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
                     );
                     ok = false;
                 }
+            } else if let Some(fields) = partial
+                .get(&name)
+                .filter(|_| mode == Mode::Read && !covered.contains(&name))
+            {
+                let used: Vec<String> = fields.iter().map(|f| format!("`{name}.{f}`")).collect();
+                errors.at(
+                    p.ident.span(),
+                    format!(
+                        "the key covers parameter `{name}` only through {}: two calls whose `{name}` differ in another field (a page offset, a filter) would share one cache entry; add every field that changes the result to the key, and if the fields in the key determine the result, say so with `covered = [{name}]` (or `skip = [{name}]` if `{name}` does not change the result)",
+                        used.join(", ")
+                    ),
+                );
+                ok = false;
             } else if !in_key.contains(&name) {
                 let fix = match &key.value {
                     KeyArg::Template(_) => format!("add `{{{name}}}` to the key"),

@@ -12,7 +12,7 @@ pub struct Item {
     pub pair: (u8, (u16, u32)),
 }
 
-#[cached(key = "item:{item.type}:{item.async}:{item.pair.1.0}", skip = [cache], cache = cache)]
+#[cached(key = "item:{item.type}:{item.async}:{item.pair.1.0}", covered = [item], skip = [cache], cache = cache)]
 pub async fn describe(cache: &Cache, item: &Item) -> String {
     format!("{} {}", item.r#type, item.pair.1.1)
 }
