@@ -66,6 +66,10 @@ impl<T> Slot<T> {
         self.0.is_some()
     }
 
+    pub(crate) fn into_value(self) -> Option<T> {
+        self.0.map(|s| s.value)
+    }
+
     pub(crate) fn name_span(&self) -> Option<Span> {
         self.0.as_ref().map(|s| s.name.span())
     }
@@ -94,9 +98,10 @@ pub(crate) enum Invalidation {
     Pattern(Template),
 }
 
-/// The parsed attribute.
+/// The parsed attribute, before any cross-check: each argument as written,
+/// with its span. [`crate::validate`] turns it into the validated model.
 #[derive(Default)]
-pub(crate) struct Args {
+pub(crate) struct RawArgs {
     pub(crate) key: Slot<KeyArg>,
     pub(crate) ttl: Slot<TtlArg>,
     pub(crate) tags: Slot<Vec<Template>>,
@@ -110,8 +115,8 @@ pub(crate) struct Args {
 }
 
 /// Parses the attribute's tokens; errors go to `errors`.
-pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
-    let mut args = Args::default();
+pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> RawArgs {
+    let mut args = RawArgs::default();
     let parser = |input: ParseStream<'_>| {
         while !input.is_empty() {
             if let Err(e) = parse_one(input, &mut args, errors) {
@@ -149,7 +154,7 @@ fn skip_to_comma(input: ParseStream<'_>) {
     });
 }
 
-fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> syn::Result<()> {
+fn parse_one(input: ParseStream<'_>, args: &mut RawArgs, errors: &mut Errors) -> syn::Result<()> {
     let name = input.call(Ident::parse_any).map_err(|e| {
         syn::Error::new(
             e.span(),

@@ -77,9 +77,9 @@ fn pipeline(attr: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> p
             return with_errors(item, errors);
         }
     };
-    let model = validate::validate(&func, &args, &mut errors);
+    let model = validate::validate(&func, args, &mut errors);
     match (model, errors.finish()) {
-        (Some(model), Ok(())) => expand::expand(&func, &args, &model),
+        (Some(model), Ok(())) => expand::expand(&func, &model),
         (_, Err(e)) => {
             let err = e.to_compile_error();
             quote::quote!(#func #err)
