@@ -118,7 +118,7 @@ impl Ctx<'_> {
     fn key_expr(&self) -> TokenStream {
         let suffix = self.version_suffix();
         match &self.m.key {
-            Key::Template(t) => t.build(&suffix),
+            Key::Template(t) => t.build(&suffix, &self.s.params),
             Key::Expr(e) => quote_spanned!(e.span()=>
                 ::cache_runtime::__private::key_from_expr(&(#e), #suffix)
             ),
@@ -133,10 +133,13 @@ impl Ctx<'_> {
                     let placed = Self::placed_name(&self.fn_name_str());
                     quote!(__cache_k.push_str(#placed);)
                 };
+                let out = Ident::new("__cache_k", proc_macro2::Span::call_site());
                 let parts = self.m.key_params.iter().map(|p| {
-                    quote_spanned!(p.span()=>
+                    let ty = self.s.params.iter().find(|q| q.ident == *p).map(|q| &q.ty);
+                    let push = crate::template::push_value(&out, quote!(#p), ty, "", p.span());
+                    quote!(
                         __cache_k.push(':');
-                        ::cache_runtime::__private::push_part(&mut __cache_k, &#p);
+                        #push
                     )
                 });
                 quote!({
@@ -159,7 +162,7 @@ impl Ctx<'_> {
             .unwrap_or_else(|| quote!(::cache_runtime::Ttl::MEDIUM));
         let mut p = quote!(::cache_runtime::Policy::ttl(#ttl));
         if !self.m.tags.is_empty() {
-            let t = self.m.tags.iter().map(|t| t.build(""));
+            let t = self.m.tags.iter().map(|t| t.build("", &self.s.params));
             p = quote!(#p.tags([#(#t),*]));
         }
         if let Some(neg) = &self.m.negative_ttl {
@@ -292,9 +295,23 @@ impl Ctx<'_> {
                 }),
             ),
         };
+        // The stored type, named once through `Cacheable`: a type without
+        // the serde derives is one error on the user's type (identical in
+        // the function and `_refresh`, so reported once), and the runtime
+        // call then sees an error type and adds no follow-on errors.
+        let (rest3, rest2) = match &self.s.value_ty {
+            Some(ty) => {
+                let value = quote_spanned!(ret_span=> <#ty as ::cache_runtime::__private::Cacheable>::Value);
+                (
+                    quote_spanned!(ret_span=> ::<#value, _, _, _>),
+                    quote_spanned!(ret_span=> ::<#value, _, _>),
+                )
+            }
+            None => (quote!(), quote!()),
+        };
         let call = if put && kind.optional() {
             quote_spanned!(ret_span=>
-                ::cache_runtime::__private::put_optional(__cache_cache, &__cache_key, __cache_policy, #wrap).await
+                ::cache_runtime::__private::put_optional #rest2 (__cache_cache, &__cache_key, __cache_policy, #wrap).await
             )
         } else {
             let method = match (put, kind.optional()) {
@@ -302,7 +319,7 @@ impl Ctx<'_> {
                 (false, true) => Ident::new("get_or_load_optional", ret_span),
                 (false, false) => Ident::new("get_or_load", ret_span),
             };
-            quote_spanned!(ret_span=> __cache_cache.#method(&__cache_key, __cache_policy, move || #wrap).await)
+            quote_spanned!(ret_span=> __cache_cache.#method #rest3 (&__cache_key, __cache_policy, move || #wrap).await)
         };
         quote!({
             let __cache_r = #call;
@@ -323,9 +340,9 @@ impl Ctx<'_> {
         let (mut keys, mut tags, mut patterns) = (Vec::new(), Vec::new(), Vec::new());
         for inv in list {
             match inv {
-                Invalidation::Key(t) => keys.push(t.build("")),
-                Invalidation::Tag(t) => tags.push(t.build("")),
-                Invalidation::Pattern(t) => patterns.push(t.build("")),
+                Invalidation::Key(t) => keys.push(t.build("", &self.s.params)),
+                Invalidation::Tag(t) => tags.push(t.build("", &self.s.params)),
+                Invalidation::Pattern(t) => patterns.push(t.build("", &self.s.params)),
             }
         }
         let name = self.stats_name();

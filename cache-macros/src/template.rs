@@ -161,6 +161,41 @@ fn parse_path(inner: &str) -> Result<Placeholder, String> {
     })
 }
 
+/// A statement appending `value` (an expression of a `Display` type)
+/// escaped, with the separators `also`. With the parameter's declared type
+/// `ty`, the call names it (`push_part::<T>`, spanned on `T`): every use of
+/// a parameter whose type is not `Display`, in the function and in each
+/// companion, is then one identical error on the type, reported once.
+pub(crate) fn push_value(
+    out: &syn::Ident,
+    value: TokenStream,
+    ty: Option<&syn::Type>,
+    also: &str,
+    span: Span,
+) -> TokenStream {
+    match ty.filter(|t| !mentions_impl_trait(t)) {
+        Some(ty) => {
+            let ty_span = syn::spanned::Spanned::span(ty);
+            let f = quote_spanned!(ty_span=> ::cache_runtime::__private::push_part::<#ty>);
+            quote_spanned!(ty_span=> #f(&mut #out, &#value, #also);)
+        }
+        None => quote_spanned!(span=> ::cache_runtime::__private::push_part(&mut #out, &#value, #also);),
+    }
+}
+
+/// `impl Trait` cannot be named in a turbofish.
+fn mentions_impl_trait(ty: &syn::Type) -> bool {
+    quote!(#ty).into_iter().any(|tt| mentions(&tt))
+}
+
+fn mentions(tt: &proc_macro2::TokenTree) -> bool {
+    match tt {
+        proc_macro2::TokenTree::Ident(i) => i == "impl",
+        proc_macro2::TokenTree::Group(g) => g.stream().into_iter().any(|t| mentions(&t)),
+        _ => false,
+    }
+}
+
 /// The identifier `name` (checked by [`parse_path`]), raw when it is a keyword.
 pub(crate) fn ident(name: &str, span: Span) -> syn::Ident {
     if is_keyword(name) {
@@ -318,8 +353,10 @@ impl Template {
         self.lit.span()
     }
 
-    /// An expression building the `String`, with `suffix` (a literal) appended.
-    pub(crate) fn build(&self, suffix: &str) -> TokenStream {
+    /// An expression building the `String`, with `suffix` (a literal)
+    /// appended. `params` gives each parameter's declared type, so that a
+    /// whole parameter is checked at its type (one error per type).
+    pub(crate) fn build(&self, suffix: &str, params: &[crate::validate::Param]) -> TokenStream {
         let span = self.lit.span();
         let out = format_ident!("__cache_k", span = Span::mixed_site());
         let mut capacity = suffix.len();
@@ -345,16 +382,15 @@ impl Template {
                         };
                         quote!(.#m)
                     });
-                    let also = &self.also;
-                    stmts.push(if also.is_empty() {
-                        quote_spanned!(span=>
-                            ::cache_runtime::__private::push_part(&mut #out, &#root #(#fields)*);
-                        )
+                    let ty = if p.fields.is_empty() && p.root != "self" {
+                        params
+                            .iter()
+                            .find(|q| syn::ext::IdentExt::unraw(&q.ident) == p.root)
+                            .map(|q| &q.ty)
                     } else {
-                        quote_spanned!(span=>
-                            ::cache_runtime::__private::push_part_with(&mut #out, &#root #(#fields)*, #also);
-                        )
-                    });
+                        None
+                    };
+                    stmts.push(push_value(&out, quote!(#root #(#fields)*), ty, &self.also, span));
                 }
             }
         }

@@ -87,6 +87,10 @@ pub(crate) struct FnShape {
     /// The span of the type that is stored (`Course` in `Result<Course, E>`),
     /// where "not serializable" errors point.
     pub(crate) value_span: Span,
+    /// The stored type as written, when the return type spells it (an alias
+    /// without type arguments does not): the expansion names it once so
+    /// that a missing derive is one error on it.
+    pub(crate) value_ty: Option<Type>,
     /// A method of some type (has a receiver or mentions `Self`).
     pub(crate) in_impl: bool,
     /// Companions are generated (the function has an explicit visibility).
@@ -216,7 +220,7 @@ fn check_signature(func: &ItemFn, errors: &mut Errors) {
 fn fn_shape(func: &ItemFn, errors: &mut Errors) -> FnShape {
     let sig = &func.sig;
     let (receiver, params, all_named) = receiver_and_params(sig, errors);
-    let (kind, ret, value_span) = return_kind(sig, errors);
+    let (kind, ret, value_span, value_ty) = return_kind(sig, errors);
     let mut sig_idents = BTreeSet::new();
     idents(quote::quote!(#sig), &mut sig_idents);
     FnShape {
@@ -228,6 +232,7 @@ fn fn_shape(func: &ItemFn, errors: &mut Errors) -> FnShape {
         kind,
         ret,
         value_span,
+        value_ty,
     }
 }
 
@@ -264,11 +269,14 @@ fn receiver_and_params(sig: &syn::Signature, errors: &mut Errors) -> (Receiver, 
     (receiver, params, all_named)
 }
 
-/// The return kind, the return type's tokens and the stored value's span;
-/// `impl Trait`, references and trait objects cannot be stored.
-fn return_kind(sig: &syn::Signature, errors: &mut Errors) -> (ReturnKind, TokenStream, Span) {
+/// The return kind, the return type's tokens, the stored value's span and
+/// type; `impl Trait`, references and trait objects cannot be stored.
+fn return_kind(sig: &syn::Signature, errors: &mut Errors) -> (ReturnKind, TokenStream, Span, Option<Type>) {
     let ty = match &sig.output {
-        ReturnType::Default => return (ReturnKind::Plain, quote::quote!(()), sig.fn_token.span),
+        ReturnType::Default => {
+            let unit: Type = syn::parse_quote!(());
+            return (ReturnKind::Plain, quote::quote!(()), sig.fn_token.span, Some(unit));
+        }
         ReturnType::Type(_, ty) => ty,
     };
     let ret = quote::quote!(#ty);
@@ -286,7 +294,7 @@ fn return_kind(sig: &syn::Signature, errors: &mut Errors) -> (ReturnKind, TokenS
     };
     if let Some(message) = unstorable {
         errors.spanned(ty, message);
-        return (ReturnKind::Plain, ret, sig.fn_token.span);
+        return (ReturnKind::Plain, ret, sig.fn_token.span, None);
     }
     let seg = last_segment(ty);
     if seg.is_some_and(|s| s.ident.to_string().ends_with("Result")) {
@@ -298,12 +306,13 @@ fn return_kind(sig: &syn::Signature, errors: &mut Errors) -> (ReturnKind, TokenS
             ok_ty
         };
         let span = value.map_or_else(|| ty.span(), |t| t.span());
-        (ReturnKind::Result { optional }, ret, span)
+        (ReturnKind::Result { optional }, ret, span, value.cloned())
     } else if is_named(ty, "Option") {
-        let span = seg.and_then(first_type_arg).map_or_else(|| ty.span(), |t| t.span());
-        (ReturnKind::Option, ret, span)
+        let value = seg.and_then(first_type_arg);
+        let span = value.map_or_else(|| ty.span(), |t| t.span());
+        (ReturnKind::Option, ret, span, value.cloned())
     } else {
-        (ReturnKind::Plain, ret, ty.span())
+        (ReturnKind::Plain, ret, ty.span(), Some((**ty).clone()))
     }
 }
 

@@ -25,6 +25,19 @@ pub fn warn_not_installed(function: &'static str) {
     }
 }
 
+/// The type a `#[cached]` function stores. Generated code names it as
+/// `<T as Cacheable>::Value` (which is `T`): a type without the serde
+/// derives is then reported once, on the user's type, and the runtime call
+/// sees an error type instead of repeating the error for each companion.
+pub trait Cacheable {
+    /// `Self`, known to be storable.
+    type Value: Serialize + serde::de::DeserializeOwned;
+}
+
+impl<T: Serialize + serde::de::DeserializeOwned> Cacheable for T {
+    type Value = T;
+}
+
 /// A value interpolated into a `#[cached]` key, tag or pattern template.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be interpolated into a #[cached] key or tag: it does not implement `Display`",
@@ -57,16 +70,10 @@ impl<T: Display + ?Sized> KeyPart for T {
 }
 
 /// Appends one interpolated value, escaped, with the template's separators
-/// (`also`) encoded too.
+/// (`also`, possibly empty) encoded too.
 #[inline]
-pub fn push_part_with<T: KeyPart + ?Sized>(out: &mut String, value: &T, also: &str) {
+pub fn push_part<T: KeyPart + ?Sized>(out: &mut String, value: &T, also: &str) {
     value.push_escaped_with_to(out, also);
-}
-
-/// Appends one interpolated, escaped value.
-#[inline]
-pub fn push_part<T: KeyPart + ?Sized>(out: &mut String, value: &T) {
-    value.push_escaped_to(out);
 }
 
 /// The key of `key = expr`: the expression's `Display` form (not escaped:
