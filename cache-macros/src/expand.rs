@@ -262,7 +262,7 @@ impl Ctx<'_> {
             )
         } else {
             let ret = &m.ret;
-            let block = &self.func.block;
+            let block = &self.s.body;
             quote!(
                 let __cache_body = move || async move {
                     #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::needless_return)]
@@ -449,13 +449,24 @@ impl Ctx<'_> {
         let attrs = &f.attrs;
         let vis = &f.vis;
         let sig = &f.sig;
-        let body = self.cached_body(Call::Main);
+        let body = self.boxed_if_async_trait(self.cached_body(Call::Main));
         quote!(
             #(#attrs)*
             #vis #sig {
                 #body
             }
         )
+    }
+
+    /// The statements of an `async fn` body as the function's body: as is,
+    /// or for an `#[async_trait]` method inside `Box::pin(async move ..)`,
+    /// the shape `#[async_trait]` gave its signature.
+    fn boxed_if_async_trait(&self, body: TokenStream) -> TokenStream {
+        if self.s.async_trait {
+            quote!(::std::boxed::Box::pin(async move { #body }))
+        } else {
+            body
+        }
     }
 
     /// Attributes that must follow the function onto its companions.
@@ -538,7 +549,7 @@ impl Ctx<'_> {
         // `_refresh`: same signature, always loads and stores.
         let mut sig = f.sig.clone();
         sig.ident = format_ident!("{}_refresh", name);
-        let refresh_body = self.cached_body(Call::Refresh);
+        let refresh_body = self.boxed_if_async_trait(self.cached_body(Call::Refresh));
         let refresh_doc = format!(" Runs `{name_str}`'s body, stores its result under its key, and returns it.");
         let refresh = quote!(
             #(#carried)*

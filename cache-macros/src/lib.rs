@@ -36,6 +36,21 @@
 //!   `("x", "y-z")` gives `pair:x-y%2Dz`. The set is computed at compile
 //!   time; `<name>_key` gives the exact key.
 //!
+//! # `#[async_trait]`
+//!
+//! `#[cached]` works on the methods of an `#[async_trait]` impl, written in
+//! the usual order (`#[async_trait]` on the impl, `#[cached]` on the
+//! method). `#[async_trait]` expands first and turns each method into a
+//! plain `fn` returning `Pin<Box<dyn Future<Output = R> + Send>>` whose body
+//! is `Box::pin(async move { .. })`; `#[cached]` recognises exactly that
+//! shape, caches the body inside the `async move` block as it would an
+//! `async fn` returning `R`, and boxes the result again. A function that
+//! returns a boxed future written by hand is an error: write it as
+//! `async fn`. Trait-impl methods (native or `#[async_trait]`) have no
+//! visibility, so they get no companions; use `Cache::invalidator()` with
+//! the key, or give the type an inherent `pub async fn` with `#[cached]` and
+//! call it from the trait method.
+//!
 //! # Companions
 //!
 //! A function declared with an explicit visibility gets `<name>_key`,

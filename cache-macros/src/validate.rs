@@ -95,6 +95,12 @@ pub(crate) struct FnShape {
     pub(crate) in_impl: bool,
     /// Companions are generated (the function has an explicit visibility).
     pub(crate) companions: bool,
+    /// The body that is cached: the function's block, or for an
+    /// `#[async_trait]` method the block inside its `Box::pin(async move ..)`.
+    pub(crate) body: syn::Block,
+    /// The function is an `#[async_trait]` method: not `async`, returning
+    /// `Pin<Box<dyn Future<Output = R> ..>>`; the expansion boxes its future.
+    pub(crate) async_trait: bool,
 }
 
 impl FnShape {
@@ -199,14 +205,21 @@ pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Opt
     })
 }
 
-/// `async`, not `const`, not variadic.
+/// `async` (or rewritten by `#[async_trait]`), not `const`, not variadic.
 fn check_signature(func: &ItemFn, errors: &mut Errors) {
     let sig = &func.sig;
-    if sig.asyncness.is_none() {
-        errors.at(
-            sig.fn_token.span,
-            "#[cached] applies to `async fn` only: make this function `async` (its callers then `.await` it)",
-        );
+    if sig.asyncness.is_none() && async_trait_parts(func).is_none() {
+        if boxed_future_output(&sig.output).is_some() {
+            errors.at(
+                sig.fn_token.span,
+                "#[cached] on a function returning `Pin<Box<dyn Future>>` needs the shape `#[async_trait]` writes (the body `Box::pin(async move { .. })`); write the method as `async fn` (in an `#[async_trait]` impl, or a native `async fn` in a trait)",
+            );
+        } else {
+            errors.at(
+                sig.fn_token.span,
+                "#[cached] applies to `async fn` only: make this function `async` (its callers then `.await` it)",
+            );
+        }
     }
     if let Some(c) = &sig.constness {
         errors.at(c.span, "#[cached] cannot apply to a `const fn`: remove `const`");
@@ -216,9 +229,18 @@ fn check_signature(func: &ItemFn, errors: &mut Errors) {
     }
 }
 
-/// The receiver, the named parameters and the return kind.
+/// The receiver, the named parameters, the return kind and the body; an
+/// `#[async_trait]` method is seen as the `async fn` it was written as.
 fn fn_shape(func: &ItemFn, errors: &mut Errors) -> FnShape {
-    let sig = &func.sig;
+    let (async_trait, body, sig) = match async_trait_parts(func) {
+        Some((output, body)) => {
+            let mut sig = func.sig.clone();
+            sig.output = ReturnType::Type(Default::default(), Box::new(output));
+            (true, body, sig)
+        }
+        None => (false, (*func.block).clone(), func.sig.clone()),
+    };
+    let sig = &sig;
     let (receiver, params, all_named) = receiver_and_params(sig, errors);
     let (kind, ret, value_span, value_ty) = return_kind(sig, errors);
     let mut sig_idents = BTreeSet::new();
@@ -233,6 +255,58 @@ fn fn_shape(func: &ItemFn, errors: &mut Errors) -> FnShape {
         ret,
         value_span,
         value_ty,
+        body,
+        async_trait,
+    }
+}
+
+/// `R` of a return type `Pin<Box<dyn Future<Output = R> + ..>>`.
+fn boxed_future_output(output: &ReturnType) -> Option<Type> {
+    let ReturnType::Type(_, ty) = output else {
+        return None;
+    };
+    let pin = last_segment(ty).filter(|s| s.ident == "Pin")?;
+    let boxed = first_type_arg(pin)?;
+    let bx = last_segment(boxed).filter(|s| s.ident == "Box")?;
+    let Type::TraitObject(dyn_future) = first_type_arg(bx)? else {
+        return None;
+    };
+    dyn_future.bounds.iter().find_map(|b| {
+        let syn::TypeParamBound::Trait(t) = b else {
+            return None;
+        };
+        let future = t.path.segments.last().filter(|s| s.ident == "Future")?;
+        let PathArguments::AngleBracketed(a) = &future.arguments else {
+            return None;
+        };
+        a.args.iter().find_map(|g| match g {
+            GenericArgument::AssocType(at) if at.ident == "Output" => Some(at.ty.clone()),
+            _ => None,
+        })
+    })
+}
+
+/// For a method rewritten by `#[async_trait]` (not `async`, returning
+/// `Pin<Box<dyn Future<Output = R>>>`, body `Box::pin(async move { .. })`):
+/// `R` and the async block's body.
+fn async_trait_parts(func: &ItemFn) -> Option<(Type, syn::Block)> {
+    if func.sig.asyncness.is_some() {
+        return None;
+    }
+    let output = boxed_future_output(&func.sig.output)?;
+    let [syn::Stmt::Expr(Expr::Call(call), None)] = func.block.stmts.as_slice() else {
+        return None;
+    };
+    let Expr::Path(f) = &*call.func else {
+        return None;
+    };
+    let is_pin = f.path.segments.last().is_some_and(|s| s.ident == "pin");
+    if !is_pin || call.args.len() != 1 {
+        return None;
+    }
+    match &call.args[0] {
+        Expr::Async(a) if a.capture.is_some() => Some((output, a.block.clone())),
+        _ => None,
     }
 }
 
