@@ -18,6 +18,7 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "invalidates",
     "put",
     "skip",
+    "covered",
     "cache",
     "negative_ttl",
     "version",
@@ -65,6 +66,10 @@ impl<T> Slot<T> {
         self.0.is_some()
     }
 
+    pub(crate) fn into_value(self) -> Option<T> {
+        self.0.map(|s| s.value)
+    }
+
     pub(crate) fn name_span(&self) -> Option<Span> {
         self.0.as_ref().map(|s| s.name.span())
     }
@@ -93,23 +98,25 @@ pub(crate) enum Invalidation {
     Pattern(Template),
 }
 
-/// The parsed attribute.
+/// The parsed attribute, before any cross-check: each argument as written,
+/// with its span. [`crate::validate`] turns it into the validated model.
 #[derive(Default)]
-pub(crate) struct Args {
+pub(crate) struct RawArgs {
     pub(crate) key: Slot<KeyArg>,
     pub(crate) ttl: Slot<TtlArg>,
     pub(crate) tags: Slot<Vec<Template>>,
     pub(crate) invalidates: Slot<Vec<Invalidation>>,
     pub(crate) put: Slot<()>,
     pub(crate) skip: Slot<Vec<Ident>>,
+    pub(crate) covered: Slot<Vec<Ident>>,
     pub(crate) cache: Slot<Box<Expr>>,
     pub(crate) negative_ttl: Slot<TtlArg>,
     pub(crate) version: Slot<u32>,
 }
 
 /// Parses the attribute's tokens; errors go to `errors`.
-pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
-    let mut args = Args::default();
+pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> RawArgs {
+    let mut args = RawArgs::default();
     let parser = |input: ParseStream<'_>| {
         while !input.is_empty() {
             if let Err(e) = parse_one(input, &mut args, errors) {
@@ -147,7 +154,7 @@ fn skip_to_comma(input: ParseStream<'_>) {
     });
 }
 
-fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> syn::Result<()> {
+fn parse_one(input: ParseStream<'_>, args: &mut RawArgs, errors: &mut Errors) -> syn::Result<()> {
     let name = input.call(Ident::parse_any).map_err(|e| {
         syn::Error::new(
             e.span(),
@@ -185,7 +192,7 @@ fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> sy
     match key.as_str() {
         "key" => {
             let v = if input.peek(LitStr) {
-                KeyArg::Template(Template::parse(input.parse()?, "key", errors))
+                KeyArg::Template(Template::parse(lit_str(input)?, "key", errors))
             } else {
                 KeyArg::Expr(Box::new(input.parse()?))
             };
@@ -205,7 +212,7 @@ fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> sy
                 "tags",
                 |input, errors| {
                     if input.peek(LitStr) {
-                        Ok(Template::parse(input.parse()?, "tag", errors))
+                        Ok(Template::parse(lit_str(input)?, "tag", errors))
                     } else {
                         Err(input
                             .error("tags are string templates, e.g. `tags = [\"courses\", \"teacher:{teacher_id}\"]`"))
@@ -232,6 +239,19 @@ fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> sy
             )?;
             args.skip.set(name, v, errors);
         }
+        "covered" => {
+            let v = parse_list(
+                input,
+                "covered",
+                |input, _| {
+                    input.call(Ident::parse_any).map_err(|e| {
+                        syn::Error::new(e.span(), "`covered` lists parameter names, e.g. `covered = [params]`")
+                    })
+                },
+                errors,
+            )?;
+            args.covered.set(name, v, errors);
+        }
         "cache" => {
             let v: Expr = input.parse()?;
             args.cache.set(name, Box::new(v), errors);
@@ -240,6 +260,16 @@ fn parse_one(input: ParseStream<'_>, args: &mut Args, errors: &mut Errors) -> sy
             let lit: LitInt = input
                 .parse()
                 .map_err(|e| syn::Error::new(e.span(), "`version` is a whole number, e.g. `version = 2`"))?;
+            if !lit.suffix().is_empty() {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "`version` is a plain whole number: remove the suffix `{}`, e.g. `version = {}`",
+                        lit.suffix(),
+                        lit.base10_digits()
+                    ),
+                ));
+            }
             let v = lit.base10_parse::<u32>().map_err(|_| {
                 syn::Error::new(
                     lit.span(),
@@ -293,7 +323,7 @@ fn parse_invalidation(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resul
     const HELP: &str =
         "an `invalidates` entry is a key template `\"course:{id}\"`, `tag(\"...\")` or `pattern(\"...\")`";
     if input.peek(LitStr) {
-        return Ok(Invalidation::Key(Template::parse(input.parse()?, "key", errors)));
+        return Ok(Invalidation::Key(Template::parse(lit_str(input)?, "key", errors)));
     }
     let kind = input
         .call(Ident::parse_any)
@@ -313,8 +343,7 @@ fn parse_invalidation(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resul
     }
     let content;
     parenthesized!(content in input);
-    let lit: LitStr = content
-        .parse()
+    let lit: LitStr = lit_str(&content)
         .map_err(|e| syn::Error::new(e.span(), format!("`{kind_str}(..)` takes one string template")))?;
     if !content.is_empty() {
         return Err(content.error(format!("`{kind_str}(..)` takes one string template")));
@@ -326,9 +355,26 @@ fn parse_invalidation(input: ParseStream<'_>, errors: &mut Errors) -> syn::Resul
     })
 }
 
+/// A string literal without a suffix (`"90s"ms` is an error, not `"90s"`).
+fn lit_str(input: ParseStream<'_>) -> syn::Result<LitStr> {
+    let lit: LitStr = input.parse()?;
+    if lit.suffix().is_empty() {
+        Ok(lit)
+    } else {
+        Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "unexpected suffix `{}` after the string literal: remove it, e.g. `{:?}`",
+                lit.suffix(),
+                lit.value()
+            ),
+        ))
+    }
+}
+
 fn parse_ttl(input: ParseStream<'_>, what: &str) -> syn::Result<TtlArg> {
     if input.peek(LitStr) {
-        let lit: LitStr = input.parse()?;
+        let lit = lit_str(input)?;
         let millis = parse_duration(&lit.value()).map_err(|why| {
             syn::Error::new(
                 lit.span(),
@@ -345,6 +391,19 @@ fn parse_ttl(input: ParseStream<'_>, what: &str) -> syn::Result<TtlArg> {
         && (fork.is_empty() || fork.peek(Token![,]));
     if bare_number {
         let tok: proc_macro2::TokenTree = input.parse()?;
+        // `90ms` lexes as the number 90 with the suffix `ms`.
+        if let Ok(lit) = syn::parse2::<LitInt>(tok.clone().into())
+            && ["ms", "s", "m", "h", "d"].contains(&lit.suffix())
+        {
+            return Err(syn::Error::new(
+                tok.span(),
+                format!(
+                    "a duration literal is a string: write `{what} = \"{}{}\"`",
+                    lit.base10_digits(),
+                    lit.suffix()
+                ),
+            ));
+        }
         return Err(syn::Error::new(
             tok.span(),
             format!(

@@ -27,6 +27,11 @@ impl Errors {
         self.errors.push(error);
     }
 
+    /// How many errors were recorded so far.
+    pub(crate) fn len(&self) -> usize {
+        self.errors.len()
+    }
+
     /// All errors combined into one, or `Ok` when there were none.
     pub(crate) fn finish(self) -> Result<(), syn::Error> {
         let mut iter = self.errors.into_iter();

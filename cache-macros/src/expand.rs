@@ -9,18 +9,38 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned as _;
 use syn::{Ident, ItemFn};
 
-use crate::args::{Args, Invalidation, KeyArg, TtlArg};
-use crate::validate::{Mode, Model, Receiver, ReturnKind, idents};
+use crate::args::{Invalidation, TtlArg};
+use crate::validate::{Key, Mode, Model, Receiver, ReturnKind, idents};
 
 /// Everything needed to generate one function and its companions.
 struct Ctx<'a> {
     func: &'a ItemFn,
-    args: &'a Args,
     m: &'a Model,
+    /// The function's signature, as validated.
+    s: &'a crate::validate::FnShape,
     name: &'a Ident,
 }
 
-pub(crate) fn expand(func: &ItemFn, args: &Args, m: &Model) -> TokenStream {
+/// Which function is being generated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    /// The annotated function: its mode decides (read, put, mutation).
+    Main,
+    /// `<name>_refresh`: always loads and stores (write-through).
+    Refresh,
+}
+
+/// Whether the function that binds the cache also builds the body future,
+/// which takes the parameters: a cache borrowed from them is then cloned.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BodyTakes {
+    /// The body future moves the parameters (`self` included).
+    Parameters,
+    /// No body runs (`<name>_invalidate`).
+    Nothing,
+}
+
+pub(crate) fn expand(func: &ItemFn, m: &Model) -> TokenStream {
     // `pub(self)` asks for companions; it means private, so emit it as such.
     let owned;
     let mut func = func;
@@ -36,12 +56,12 @@ pub(crate) fn expand(func: &ItemFn, args: &Args, m: &Model) -> TokenStream {
     }
     let cx = Ctx {
         func,
-        args,
         m,
+        s: &m.shape,
         name: &func.sig.ident,
     };
     let main = cx.main_fn();
-    let companions = if m.companions {
+    let companions = if m.shape.companions {
         cx.companions()
     } else {
         TokenStream::new()
@@ -67,42 +87,59 @@ impl Ctx<'_> {
     /// `&'static str` naming the function for stats and logs.
     fn stats_name(&self) -> TokenStream {
         let f = self.fn_name_str();
-        if self.m.in_impl {
+        if self.s.in_impl {
             quote!({
                 static __CACHE_NAME: ::std::sync::OnceLock<&'static str> = ::std::sync::OnceLock::new();
                 ::cache_runtime::__private::method_name(&__CACHE_NAME, ::core::any::type_name::<Self>, #f)
             })
         } else {
-            quote!(::core::concat!(::core::module_path!(), "::", #f))
+            Self::placed_name(&f)
         }
     }
 
+    /// `path::function` of a function without `self` that does not mention
+    /// `Self`: a free function or an associated function, which the
+    /// attribute cannot tell apart. A nested marker item's type name says
+    /// where it is (the module, or `Type` for `Type::find`).
+    fn placed_name(f: &str) -> TokenStream {
+        quote!({
+            #[allow(non_snake_case)]
+            fn __cache_here() {}
+            static __CACHE_NAME: ::std::sync::OnceLock<&'static str> = ::std::sync::OnceLock::new();
+            ::cache_runtime::__private::fn_path(&__CACHE_NAME, ::core::any::type_name_of_val(&__cache_here), #f)
+        })
+    }
+
     fn version_suffix(&self) -> String {
-        self.args.version.value().map(|v| format!(":v{v}")).unwrap_or_default()
+        self.m.version.map(|v| format!(":v{v}")).unwrap_or_default()
     }
 
     /// An expression of type `String`: the key without the namespace.
     fn key_expr(&self) -> TokenStream {
         let suffix = self.version_suffix();
-        match self.args.key.value() {
-            Some(KeyArg::Template(t)) => t.build(&suffix),
-            Some(KeyArg::Expr(e)) => quote_spanned!(e.span()=>
+        match &self.m.key {
+            Key::Template(t) => t.build(&suffix, &self.s.params),
+            Key::Expr(e) => quote_spanned!(e.span()=>
                 ::cache_runtime::__private::key_from_expr(&(#e), #suffix)
             ),
-            None => {
+            Key::Default => {
                 let f = format!("::{}", self.fn_name_str());
-                let prefix = if self.m.in_impl {
+                let prefix = if self.s.in_impl {
                     quote!(
                         __cache_k.push_str(::core::any::type_name::<Self>());
                         __cache_k.push_str(#f);
                     )
                 } else {
-                    quote!(__cache_k.push_str(::core::concat!(::core::module_path!(), #f));)
+                    let placed = Self::placed_name(&self.fn_name_str());
+                    quote!(__cache_k.push_str(#placed);)
                 };
+                let out = Ident::new("__cache_k", proc_macro2::Span::call_site());
                 let parts = self.m.key_params.iter().map(|p| {
-                    quote_spanned!(p.span()=>
+                    let ty = self.s.params.iter().find(|q| q.ident == *p).map(|q| &q.ty);
+                    let push = crate::template::push_value(&out, quote!(#p), ty, "", p.span());
+                    quote!(
                         __cache_k.push(':');
-                        ::cache_runtime::__private::push_part(&mut __cache_k, &#p);
+                        #push
                     )
                 });
                 quote!({
@@ -118,19 +155,17 @@ impl Ctx<'_> {
 
     fn policy_expr(&self) -> TokenStream {
         let ttl = self
-            .args
+            .m
             .ttl
-            .value()
+            .as_ref()
             .map(ttl_tokens)
             .unwrap_or_else(|| quote!(::cache_runtime::Ttl::MEDIUM));
         let mut p = quote!(::cache_runtime::Policy::ttl(#ttl));
-        if let Some(tags) = self.args.tags.value()
-            && !tags.is_empty()
-        {
-            let t = tags.iter().map(|t| t.build(""));
+        if !self.m.tags.is_empty() {
+            let t = self.m.tags.iter().map(|t| t.build("", &self.s.params));
             p = quote!(#p.tags([#(#t),*]));
         }
-        if let Some(neg) = self.args.negative_ttl.value() {
+        if let Some(neg) = &self.m.negative_ttl {
             let n = ttl_tokens(neg);
             p = quote!(#p.negative_ttl(#n));
         }
@@ -140,17 +175,16 @@ impl Ctx<'_> {
 
     fn cache_expr_mentions(&self) -> BTreeSet<String> {
         let mut s = BTreeSet::new();
-        if let Some(e) = self.args.cache.value() {
+        if let Some(e) = &self.m.cache {
             idents(quote!(#e), &mut s);
         }
         s
     }
 
     /// Statements binding `__cache_cache: &Cache`, or returning `on_none`
-    /// when no cache is installed. `moving` is true when the body future
-    /// takes the parameters, so a cache borrowed from them must be cloned.
-    fn bind_cache(&self, moving: bool, on_none: TokenStream) -> TokenStream {
-        match self.args.cache.value() {
+    /// when no cache is installed.
+    fn bind_cache(&self, body: BodyTakes, on_none: TokenStream) -> TokenStream {
+        match &self.m.cache {
             None => {
                 let name = self.stats_name();
                 quote!(
@@ -165,9 +199,9 @@ impl Ctx<'_> {
             }
             Some(e) => {
                 let mentions = self.cache_expr_mentions();
-                let takes_self = mentions.contains("self") && self.m.receiver == Receiver::Owned;
-                let takes_param = self.m.params.iter().any(|p| mentions.contains(&p.ident.to_string()));
-                if moving && (takes_self || takes_param) {
+                let takes_self = mentions.contains("self") && self.s.receiver == Receiver::Owned;
+                let takes_param = self.s.params.iter().any(|p| mentions.contains(&p.ident.to_string()));
+                if body == BodyTakes::Parameters && (takes_self || takes_param) {
                     quote_spanned!(e.span()=>
                         let __cache_owned = ::core::clone::Clone::clone(&(#e));
                         let __cache_cache: &::cache_runtime::Cache = &__cache_owned;
@@ -187,8 +221,12 @@ impl Ctx<'_> {
     /// that the future is only built when the body runs (a hit moves
     /// nothing but the captured parameters).
     fn body_future(&self) -> TokenStream {
-        let m = self.m;
-        if m.companions {
+        let m = self.s;
+        // A companion can be named only where the attribute knows whether it
+        // is in an impl (`Self::f_uncached`); a function without `self` that
+        // does not mention `Self` may be free or associated, so its body is
+        // expanded inline instead.
+        if m.companions && m.in_impl {
             let f = self.uncached_ident();
             let args = m.params.iter().map(|p| &p.ident);
             let generics = &self.func.sig.generics;
@@ -213,10 +251,10 @@ impl Ctx<'_> {
             } else {
                 quote!(::<#(#explicit),*>)
             };
-            let call = match (m.receiver != Receiver::None, m.in_impl) {
-                (true, _) => quote!(Self::#f #turbofish(self, #(#args),*)),
-                (false, true) => quote!(Self::#f #turbofish(#(#args),*)),
-                (false, false) => quote!(#f #turbofish(#(#args),*)),
+            let call = if m.receiver == Receiver::None {
+                quote!(Self::#f #turbofish(#(#args),*))
+            } else {
+                quote!(Self::#f #turbofish(self, #(#args),*))
             };
             quote!(
                 let __cache_fut = #call;
@@ -224,7 +262,7 @@ impl Ctx<'_> {
             )
         } else {
             let ret = &m.ret;
-            let block = &self.func.block;
+            let block = &self.s.body;
             quote!(
                 let __cache_body = move || async move {
                     #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::needless_return)]
@@ -241,9 +279,10 @@ impl Ctx<'_> {
     /// The runtime call for `mode` (`Read` or `Put`), as an expression of the
     /// function's return type. Uses `__cache_cache`, `__cache_key`,
     /// `__cache_policy` and the loader closure `__cache_loader`.
-    fn runtime_call(&self, put: bool) -> TokenStream {
-        let kind = self.m.kind;
-        let ret_span = self.m.value_span;
+    fn runtime_call(&self, mode: Mode) -> TokenStream {
+        let put = mode == Mode::Put;
+        let kind = self.s.kind;
+        let ret_span = self.s.value_span;
         let (wrap, unwrap) = match kind {
             ReturnKind::Result { .. } => (quote!(__cache_loader()), quote!(__cache_r)),
             ReturnKind::Option | ReturnKind::Plain => (
@@ -256,9 +295,23 @@ impl Ctx<'_> {
                 }),
             ),
         };
+        // The stored type, named once through `Cacheable`: a type without
+        // the serde derives is one error on the user's type (identical in
+        // the function and `_refresh`, so reported once), and the runtime
+        // call then sees an error type and adds no follow-on errors.
+        let (rest3, rest2) = match &self.s.value_ty {
+            Some(ty) => {
+                let value = quote_spanned!(ret_span=> <#ty as ::cache_runtime::__private::Cacheable>::Value);
+                (
+                    quote_spanned!(ret_span=> ::<#value, _, _, _>),
+                    quote_spanned!(ret_span=> ::<#value, _, _>),
+                )
+            }
+            None => (quote!(), quote!()),
+        };
         let call = if put && kind.optional() {
             quote_spanned!(ret_span=>
-                ::cache_runtime::__private::put_optional(__cache_cache, &__cache_key, __cache_policy, #wrap).await
+                ::cache_runtime::__private::put_optional #rest2 (__cache_cache, &__cache_key, __cache_policy, #wrap).await
             )
         } else {
             let method = match (put, kind.optional()) {
@@ -266,7 +319,7 @@ impl Ctx<'_> {
                 (false, true) => Ident::new("get_or_load_optional", ret_span),
                 (false, false) => Ident::new("get_or_load", ret_span),
             };
-            quote_spanned!(ret_span=> __cache_cache.#method(&__cache_key, __cache_policy, move || #wrap).await)
+            quote_spanned!(ret_span=> __cache_cache.#method #rest3 (&__cache_key, __cache_policy, move || #wrap).await)
         };
         quote!({
             let __cache_r = #call;
@@ -275,7 +328,7 @@ impl Ctx<'_> {
     }
 
     fn success_check(&self) -> TokenStream {
-        match self.m.kind {
+        match self.s.kind {
             ReturnKind::Result { .. } => quote!(::core::result::Result::is_ok(&__cache_result)),
             _ => quote!(true),
         }
@@ -283,13 +336,13 @@ impl Ctx<'_> {
 
     /// `let __cache_inv_* = [..];` for `invalidates`, and the call that runs them.
     fn invalidations(&self) -> Option<(TokenStream, TokenStream)> {
-        let list = self.args.invalidates.value()?;
+        let list = self.m.invalidates.as_ref()?;
         let (mut keys, mut tags, mut patterns) = (Vec::new(), Vec::new(), Vec::new());
         for inv in list {
             match inv {
-                Invalidation::Key(t) => keys.push(t.build("")),
-                Invalidation::Tag(t) => tags.push(t.build("")),
-                Invalidation::Pattern(t) => patterns.push(t.build("")),
+                Invalidation::Key(t) => keys.push(t.build("", &self.s.params)),
+                Invalidation::Tag(t) => tags.push(t.build("", &self.s.params)),
+                Invalidation::Pattern(t) => patterns.push(t.build("", &self.s.params)),
             }
         }
         let name = self.stats_name();
@@ -310,20 +363,21 @@ impl Ctx<'_> {
     /// first (the body future may take `self`); the global one after (its
     /// `None` branch runs the body).
     fn setup(&self, body: &TokenStream) -> TokenStream {
-        let bind_cache = self.bind_cache(true, quote!(return __cache_body().await;));
-        if self.args.cache.is_set() {
+        let bind_cache = self.bind_cache(BodyTakes::Parameters, quote!(return __cache_body().await;));
+        if self.m.cache.is_some() {
             quote!(#bind_cache #body)
         } else {
             quote!(#body #bind_cache)
         }
     }
 
-    /// The body of the main function (or of `_refresh` when `refresh`).
-    fn cached_body(&self, refresh: bool) -> TokenStream {
-        let m = self.m;
+    /// The body of the main function or of `_refresh`.
+    fn cached_body(&self, call: Call) -> TokenStream {
         let body = self.body_future();
-        let mode = if refresh { Mode::Put } else { m.mode };
-        let inv = if refresh { None } else { self.invalidations() };
+        let (mode, inv) = match call {
+            Call::Main => (self.m.mode, self.invalidations()),
+            Call::Refresh => (Mode::Put, None),
+        };
         let inv_bind = inv.as_ref().map(|i| &i.0);
         match mode {
             Mode::Mutation => {
@@ -345,7 +399,7 @@ impl Ctx<'_> {
                 let policy = self.policy_expr();
                 let setup = self.setup(&body);
                 let put = mode == Mode::Put;
-                let call = self.runtime_call(put);
+                let call = self.runtime_call(mode);
                 match &inv {
                     None => quote!(
                         let __cache_key: ::std::string::String = #key;
@@ -395,13 +449,24 @@ impl Ctx<'_> {
         let attrs = &f.attrs;
         let vis = &f.vis;
         let sig = &f.sig;
-        let body = self.cached_body(false);
+        let body = self.boxed_if_async_trait(self.cached_body(Call::Main));
         quote!(
             #(#attrs)*
             #vis #sig {
                 #body
             }
         )
+    }
+
+    /// The statements of an `async fn` body as the function's body: as is,
+    /// or for an `#[async_trait]` method inside `Box::pin(async move ..)`,
+    /// the shape `#[async_trait]` gave its signature.
+    fn boxed_if_async_trait(&self, body: TokenStream) -> TokenStream {
+        if self.s.async_trait {
+            quote!(::std::boxed::Box::pin(async move { #body }))
+        } else {
+            body
+        }
     }
 
     /// Attributes that must follow the function onto its companions.
@@ -418,7 +483,7 @@ impl Ctx<'_> {
     }
 
     fn companions(&self) -> TokenStream {
-        let m = self.m;
+        let m = self.s;
         let f = self.func;
         let vis = &f.vis;
         let carried = self.carried_attrs();
@@ -433,33 +498,34 @@ impl Ctx<'_> {
         let doc = if m.in_impl {
             doc
         } else {
-            format!(" [`{name_str}`]'s body, without the cache.")
+            // Free or associated: no link that resolves in both.
+            format!(" `{name_str}`'s body, without the cache.")
         };
         let uncached = quote!(
             #(#carried)*
             #[doc = #doc]
-            #[allow(unused_variables)]
+            #[allow(unused_variables, dead_code)]
             #vis #sig #block
         );
-        if m.mode == Mode::Mutation {
+        if self.m.mode == Mode::Mutation {
             return uncached;
         }
 
         let generics = &f.sig.generics;
         let where_clause = &generics.where_clause;
-        let key_uses_self = match self.args.key.value() {
-            Some(KeyArg::Template(t)) => t.uses_self(),
-            Some(KeyArg::Expr(e)) => {
+        let key_uses_self = match &self.m.key {
+            Key::Template(t) => t.uses_self(),
+            Key::Expr(e) => {
                 let mut s = BTreeSet::new();
                 idents(quote!(#e), &mut s);
                 s.contains("self")
             }
-            None => false,
+            Key::Default => false,
         };
         let key_params: Vec<TokenStream> = m
             .params
             .iter()
-            .filter(|p| m.key_params.contains(&p.ident))
+            .filter(|p| self.m.key_params.contains(&p.ident))
             .map(|p| {
                 let (i, t) = (&p.ident, &p.ty);
                 quote!(#i: #t)
@@ -483,7 +549,7 @@ impl Ctx<'_> {
         // `_refresh`: same signature, always loads and stores.
         let mut sig = f.sig.clone();
         sig.ident = format_ident!("{}_refresh", name);
-        let refresh_body = self.cached_body(true);
+        let refresh_body = self.boxed_if_async_trait(self.cached_body(Call::Refresh));
         let refresh_doc = format!(" Runs `{name_str}`'s body, stores its result under its key, and returns it.");
         let refresh = quote!(
             #(#carried)*
@@ -499,14 +565,14 @@ impl Ctx<'_> {
         let inv_params: Vec<TokenStream> = m
             .params
             .iter()
-            .filter(|p| m.key_params.contains(&p.ident) || cache_mentions.contains(&p.ident.to_string()))
+            .filter(|p| self.m.key_params.contains(&p.ident) || cache_mentions.contains(&p.ident.to_string()))
             .map(|p| {
                 let (i, t) = (&p.ident, &p.ty);
                 quote!(#i: #t)
             })
             .collect();
         let inv_fn = format_ident!("{}_invalidate", name);
-        let bind_cache = self.bind_cache(false, quote!(return ::core::result::Result::Ok(0);));
+        let bind_cache = self.bind_cache(BodyTakes::Nothing, quote!(return ::core::result::Result::Ok(0);));
         let inv_doc =
             format!(" Drops `{name_str}`'s cached entry for these arguments; returns how many entries were dropped.");
         let invalidate = quote!(

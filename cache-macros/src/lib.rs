@@ -14,9 +14,42 @@
 //! | `invalidates = ["k:{id}", tag("t"), pattern("p:*")]` | dropped after the body succeeded |
 //! | `put` | write-through (needs `key`) |
 //! | `skip = [pool]` | parameters that are not part of the key |
+//! | `covered = [params]` | parameters the key uses only through fields (`{params.limit}`), declared complete: without it such partial coverage is an error |
 //! | `cache = self.cache` | which `Cache` (default: the installed global one) |
 //! | `negative_ttl = "30s"` | for `Option` results: cache `None` too |
 //! | `version = 2` | appended to the key as `:v2` |
+//!
+//! # Injective templates
+//!
+//! Distinct argument values give distinct keys, tags and invalidated keys
+//! (no two users share an entry because their names contain a separator):
+//!
+//! - every two placeholders have literal text between them (`{a}{b}` is a
+//!   compile error: `"ab" + ""` and `"a" + "b"` would meet), and `%` does
+//!   not follow a placeholder (escapes start with `%`);
+//! - each interpolated value is escaped with `cache_runtime::keys` (the
+//!   reserved set `:` `*` `?` `[` `]` `\` `{` `}` `%`, whitespace, control
+//!   characters) and also percent-encodes its template's separators: every
+//!   character of the literal text that is not an ASCII letter or digit,
+//!   and the first character after each placeholder. With
+//!   `"pair:{a}-{b}"`, `("x-y", "z")` gives `pair:x%2Dy-z` and
+//!   `("x", "y-z")` gives `pair:x-y%2Dz`. The set is computed at compile
+//!   time; `<name>_key` gives the exact key.
+//!
+//! # `#[async_trait]`
+//!
+//! `#[cached]` works on the methods of an `#[async_trait]` impl, written in
+//! the usual order (`#[async_trait]` on the impl, `#[cached]` on the
+//! method). `#[async_trait]` expands first and turns each method into a
+//! plain `fn` returning `Pin<Box<dyn Future<Output = R> + Send>>` whose body
+//! is `Box::pin(async move { .. })`; `#[cached]` recognises exactly that
+//! shape, caches the body inside the `async move` block as it would an
+//! `async fn` returning `R`, and boxes the result again. A function that
+//! returns a boxed future written by hand is an error: write it as
+//! `async fn`. Trait-impl methods (native or `#[async_trait]`) have no
+//! visibility, so they get no companions; use `Cache::invalidator()` with
+//! the key, or give the type an inherent `pub async fn` with `#[cached]` and
+//! call it from the trait method.
 //!
 //! # Companions
 //!
@@ -29,7 +62,10 @@
 mod args;
 mod ctxt;
 mod expand;
+#[cfg(test)]
+mod fuzz;
 mod template;
+mod uses;
 mod validate;
 
 use proc_macro::TokenStream;
@@ -56,9 +92,9 @@ fn pipeline(attr: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> p
             return with_errors(item, errors);
         }
     };
-    let model = validate::validate(&func, &args, &mut errors);
+    let model = validate::validate(&func, args, &mut errors);
     match (model, errors.finish()) {
-        (Some(model), Ok(())) => expand::expand(&func, &args, &model),
+        (Some(model), Ok(())) => expand::expand(&func, &model),
         (_, Err(e)) => {
             let err = e.to_compile_error();
             quote::quote!(#func #err)

@@ -14,6 +14,46 @@ pub(crate) struct Template {
     pub(crate) parts: Vec<Part>,
     /// False when the string had a syntax error (already reported).
     pub(crate) well_formed: bool,
+    /// Characters that interpolated values percent-encode beyond the
+    /// runtime's reserved set ([`separators`]).
+    pub(crate) also: String,
+}
+
+/// The runtime's reserved set (`cache_runtime::keys::escape`): always
+/// encoded, so never needed in a template's extra set.
+fn reserved(c: char) -> bool {
+    matches!(c, ':' | '*' | '?' | '[' | ']' | '\\' | '{' | '}' | '%') || c.is_whitespace() || c.is_control()
+}
+
+/// The characters a template's values encode beyond the reserved set, so
+/// that distinct values always give distinct strings (DESIGN §10.4):
+///
+/// - the first character of every literal that follows a placeholder (the
+///   separator that ends the value): no value can contain it, so a reader
+///   of the key knows where each value ends. This alone makes a template
+///   with a separator between every two placeholders injective;
+/// - every other character of the literal text that is not an ASCII letter
+///   or digit, so that a value never contains any punctuation of its
+///   template (`pair:{a}-{b}` and `pair:{a}-*` encode `a` alike). Letters
+///   and digits of the literal text stay readable in values (`v1:{id}`
+///   does not encode the `1` of an id).
+pub(crate) fn separators(parts: &[Part]) -> String {
+    let mut set = std::collections::BTreeSet::new();
+    let mut after_var = false;
+    for part in parts {
+        match part {
+            Part::Lit(s) => {
+                for (i, c) in s.chars().enumerate() {
+                    if !reserved(c) && ((i == 0 && after_var) || !c.is_ascii_alphanumeric()) {
+                        set.insert(c);
+                    }
+                }
+                after_var = false;
+            }
+            Part::Var(_) => after_var = true,
+        }
+    }
+    set.into_iter().collect()
 }
 
 pub(crate) enum Part {
@@ -38,29 +78,165 @@ impl Placeholder {
     }
 }
 
-fn is_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c == '_' || c.is_alphabetic()) && chars.all(|c| c == '_' || c.is_alphanumeric())
+/// Rust's keywords (strict and reserved, edition 2024): a field with such a
+/// name is written `r#name` in Rust; the expansion does that for the user.
+const KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+    "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
+    "Self", "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract",
+    "become", "box", "do", "final", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
+/// Keywords that cannot be raw identifiers, hence never a field name.
+const NOT_RAW: &[&str] = &["self", "Self", "super", "crate", "_"];
+
+/// True for a keyword that must be emitted as a raw identifier.
+pub(crate) fn is_keyword(s: &str) -> bool {
+    KEYWORDS.contains(&s)
 }
 
-/// Parses `a.b.c` (fields may be tuple indices); `None` if malformed.
-fn parse_path(inner: &str) -> Option<Placeholder> {
+/// A Rust identifier (XID, as rustc lexes it), `_` alone excluded.
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    s != "_"
+        && matches!(chars.next(), Some(c) if c == '_' || unicode_ident::is_xid_start(c))
+        && chars.all(unicode_ident::is_xid_continue)
+}
+
+/// Checks one field segment of a placeholder: a tuple index that fits `u32`
+/// written without leading zeros, or an identifier (a keyword is emitted
+/// raw; `r#type` is accepted and means `type`). Returns the field's name.
+fn check_field<'a>(seg: &'a str, inner: &str) -> Result<&'a str, String> {
+    if !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit()) {
+        if seg.len() > 1 && seg.starts_with('0') {
+            let fixed = match seg.trim_start_matches('0') {
+                "" => "0",
+                rest => rest,
+            };
+            return Err(format!(
+                "tuple index `{seg}` in placeholder `{{{inner}}}` has a leading zero; write it as in Rust code: `{fixed}`"
+            ));
+        }
+        if seg.parse::<u32>().is_err() {
+            return Err(format!(
+                "tuple index `{seg}` in placeholder `{{{inner}}}` is too large: a tuple index fits in u32"
+            ));
+        }
+        return Ok(seg);
+    }
+    let name = seg.strip_prefix("r#").unwrap_or(seg);
+    if NOT_RAW.contains(&name) {
+        return Err(format!(
+            "`{name}` in placeholder `{{{inner}}}` cannot be a field name: interpolate a field, e.g. `{{param.field}}` or `{{self.field}}`"
+        ));
+    }
+    if !is_ident(name) {
+        return Err(format!(
+            "`{seg}` in placeholder `{{{inner}}}` is not a field name: write the field as in Rust code, e.g. `{{param.field}}` or `{{param.0}}`"
+        ));
+    }
+    Ok(name)
+}
+
+/// Parses `a.b.c` (fields may be tuple indices); `Err` says what is wrong.
+fn parse_path(inner: &str) -> Result<Placeholder, String> {
+    let malformed =
+        || format!("malformed placeholder `{{{inner}}}`: write `{{param}}`, `{{param.field}}` or `{{self.field}}`");
     let mut segs = inner.trim().split('.').map(str::trim);
-    let root = segs.next()?;
-    if !is_ident(root) {
-        return None;
+    let root = segs.next().ok_or_else(malformed)?;
+    let root = root.strip_prefix("r#").unwrap_or(root);
+    if !(root == "self" || is_ident(root)) {
+        return Err(malformed());
     }
     let mut fields = Vec::new();
     for s in segs {
-        if !(is_ident(s) || (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()))) {
-            return None;
+        if s.is_empty() {
+            return Err(malformed());
         }
-        fields.push(s.to_owned());
+        fields.push(check_field(s, inner)?.to_owned());
     }
-    Some(Placeholder {
+    Ok(Placeholder {
         root: root.to_owned(),
         fields,
     })
+}
+
+/// A statement appending `value` (an expression of a `Display` type)
+/// escaped, with the separators `also`. With the parameter's declared type
+/// `ty`, the call names it (`push_part::<T>`, spanned on `T`): every use of
+/// a parameter whose type is not `Display`, in the function and in each
+/// companion, is then one identical error on the type, reported once.
+pub(crate) fn push_value(
+    out: &syn::Ident,
+    value: TokenStream,
+    ty: Option<&syn::Type>,
+    also: &str,
+    span: Span,
+) -> TokenStream {
+    match ty.filter(|t| !mentions_impl_trait(t)) {
+        Some(ty) => {
+            let ty_span = syn::spanned::Spanned::span(ty);
+            let f = quote_spanned!(ty_span=> ::cache_runtime::__private::push_part::<#ty>);
+            quote_spanned!(ty_span=> #f(&mut #out, &#value, #also);)
+        }
+        None => quote_spanned!(span=> ::cache_runtime::__private::push_part(&mut #out, &#value, #also);),
+    }
+}
+
+/// `impl Trait` cannot be named in a turbofish.
+fn mentions_impl_trait(ty: &syn::Type) -> bool {
+    quote!(#ty).into_iter().any(|tt| mentions(&tt))
+}
+
+fn mentions(tt: &proc_macro2::TokenTree) -> bool {
+    match tt {
+        proc_macro2::TokenTree::Ident(i) => i == "impl",
+        proc_macro2::TokenTree::Group(g) => g.stream().into_iter().any(|t| mentions(&t)),
+        _ => false,
+    }
+}
+
+/// The identifier `name` (checked by [`parse_path`]), raw when it is a keyword.
+pub(crate) fn ident(name: &str, span: Span) -> syn::Ident {
+    if is_keyword(name) {
+        syn::Ident::new_raw(name, span)
+    } else {
+        syn::Ident::new(name, span)
+    }
+}
+
+/// Every two placeholders have literal text between them, and no literal
+/// after a placeholder starts with `%` (escapes start with `%`, so it cannot
+/// mark where a value ends). Errors go to `errors`; false if any.
+fn check_separated(parts: &[Part], lit: &LitStr, what: &str, errors: &mut Errors) -> bool {
+    let mut ok = true;
+    for pair in parts.windows(2) {
+        match pair {
+            [Part::Var(a), Part::Var(b)] => {
+                ok = false;
+                errors.at(
+                    lit.span(),
+                    format!(
+                        "placeholders `{{{a}}}{{{b}}}` are adjacent in the {what} template: their values cannot be told apart (\"ab\" + \"\" and \"a\" + \"b\" would give one {what}); put a separator between them, e.g. `{{{a}}}:{{{b}}}`",
+                        a = a.text(),
+                        b = b.text()
+                    ),
+                );
+            }
+            [Part::Var(a), Part::Lit(l)] if l.starts_with('%') => {
+                ok = false;
+                errors.at(
+                    lit.span(),
+                    format!(
+                        "`%` follows the placeholder `{{{a}}}` in the {what} template: escaped values contain `%` (as in `%3A`), so it cannot mark where the value ends; use another separator, e.g. `{{{a}}}:`",
+                        a = a.text()
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
+    ok
 }
 
 impl Template {
@@ -91,24 +267,20 @@ impl Template {
                             lit,
                             parts,
                             well_formed: false,
+                            also: String::new(),
                         };
                     };
                     let inner = &text[i + 1..i + 1 + end];
                     match parse_path(inner) {
-                        Some(p) => {
+                        Ok(p) => {
                             if !buf.is_empty() {
                                 parts.push(Part::Lit(std::mem::take(&mut buf)));
                             }
                             parts.push(Part::Var(p));
                         }
-                        None => {
+                        Err(why) => {
                             well_formed = false;
-                            errors.at(
-                            lit.span(),
-                            format!(
-                                "malformed placeholder `{{{inner}}}` in {what} template: write `{{param}}`, `{{param.field}}` or `{{self.field}}`"
-                            ),
-                        )
+                            errors.at(lit.span(), format!("{why} (in the {what} template)"));
                         }
                     }
                     // Skip the placeholder's characters.
@@ -131,7 +303,7 @@ impl Template {
                     let rest = &text[i + 1..];
                     match rest
                         .find('>')
-                        .and_then(|end| parse_path(&rest[..end]).map(|p| (end, p)))
+                        .and_then(|end| parse_path(&rest[..end]).ok().map(|p| (end, p)))
                     {
                         Some((end, p)) if !rest[..end].contains(char::is_whitespace) => {
                             if !buf.is_empty() {
@@ -154,10 +326,15 @@ impl Template {
         if !buf.is_empty() {
             parts.push(Part::Lit(buf));
         }
+        if !check_separated(&parts, &lit, what, errors) {
+            well_formed = false;
+        }
+        let also = separators(&parts);
         Template {
             lit,
             parts,
             well_formed,
+            also,
         }
     }
 
@@ -176,8 +353,10 @@ impl Template {
         self.lit.span()
     }
 
-    /// An expression building the `String`, with `suffix` (a literal) appended.
-    pub(crate) fn build(&self, suffix: &str) -> TokenStream {
+    /// An expression building the `String`, with `suffix` (a literal)
+    /// appended. `params` gives each parameter's declared type, so that a
+    /// whole parameter is checked at its type (one error per type).
+    pub(crate) fn build(&self, suffix: &str, params: &[crate::validate::Param]) -> TokenStream {
         let span = self.lit.span();
         let out = format_ident!("__cache_k", span = Span::mixed_site());
         let mut capacity = suffix.len();
@@ -193,19 +372,25 @@ impl Template {
                     let root = if p.root == "self" {
                         quote_spanned!(span=> self)
                     } else {
-                        let id = syn::Ident::new(&p.root, span);
+                        let id = ident(&p.root, span);
                         quote!(#id)
                     };
                     let fields = p.fields.iter().map(|f| {
                         let m: syn::Member = match f.parse::<u32>() {
                             Ok(n) => syn::Member::Unnamed(syn::Index { index: n, span }),
-                            Err(_) => syn::Member::Named(syn::Ident::new(f, span)),
+                            Err(_) => syn::Member::Named(ident(f, span)),
                         };
                         quote!(.#m)
                     });
-                    stmts.push(quote_spanned!(span=>
-                        ::cache_runtime::__private::push_part(&mut #out, &#root #(#fields)*);
-                    ));
+                    let ty = if p.fields.is_empty() && p.root != "self" {
+                        params
+                            .iter()
+                            .find(|q| syn::ext::IdentExt::unraw(&q.ident) == p.root)
+                            .map(|q| &q.ty)
+                    } else {
+                        None
+                    };
+                    stmts.push(push_value(&out, quote!(#root #(#fields)*), ty, &self.also, span));
                 }
             }
         }
@@ -217,5 +402,40 @@ impl Template {
             #(#stmts)*
             #out
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> (Template, usize) {
+        let mut errors = Errors::default();
+        let t = Template::parse(LitStr::new(s, Span::call_site()), "key", &mut errors);
+        let n = errors.finish().err().map_or(0, |e| e.into_iter().count());
+        (t, n)
+    }
+
+    #[test]
+    fn separators_of_templates() {
+        assert_eq!(parse("pair:{a}-{b}").0.also, "-");
+        assert_eq!(parse("course:{id}").0.also, "");
+        assert_eq!(parse("{a}:{b}").0.also, "");
+        assert_eq!(parse("user{a}name{b}").0.also, "n");
+        assert_eq!(parse("v1:{a}.{b}_x").0.also, "._");
+        assert_eq!(parse("é{a}日{b}").0.also, "é日");
+        assert_eq!(parse("lit:{{{a}}}<b>").0.also, "");
+    }
+
+    #[test]
+    fn ambiguous_templates_are_errors() {
+        for bad in ["cat:{a}{b}", "<a><b>", "{a}<b>", "x:{a}%{b}", "x:{a}%"] {
+            let (t, n) = parse(bad);
+            assert_eq!(n, 1, "{bad}");
+            assert!(!t.well_formed, "{bad}");
+        }
+        for good in ["cat:{a}-{b}", "{a}{{{b}", "{a}x%{b}", "a%{b}"] {
+            assert_eq!(parse(good).1, 0, "{good}");
+        }
     }
 }

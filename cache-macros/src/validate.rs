@@ -1,14 +1,21 @@
-//! Stage 2: the function as the expansion sees it (receiver, parameters,
-//! return kind, mode), and every cross-check between the arguments and the
-//! signature.
+//! Stage 2: the function as the expansion sees it, and every cross-check
+//! between the arguments and the signature.
+//!
+//! [`validate`] reads the function's shape ([`FnShape`]: receiver,
+//! parameters, return kind), then runs a sequence of small named checks
+//! (serde_derive's `internals/check.rs`), each recording its errors, and
+//! finally turns the raw arguments ([`RawArgs`]) into the validated
+//! [`Model`] that [`crate::expand`] reads. Whether a misuse was found is
+//! the error context's business, not a flag threaded through the checks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use proc_macro2::{Span, TokenStream, TokenTree};
+use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
-use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
+use syn::{Expr, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, ReturnType, Type};
 
-use crate::args::{Args, Invalidation, KeyArg};
+use crate::args::{Invalidation, KeyArg, RawArgs, TtlArg};
 use crate::ctxt::{Errors, did_you_mean};
 use crate::template::Template;
 
@@ -58,94 +65,253 @@ pub(crate) enum Mode {
     Mutation,
 }
 
-/// The validated function.
-pub(crate) struct Model {
+/// The key, validated.
+pub(crate) enum Key {
+    /// `key = "template"`.
+    Template(Template),
+    /// `key = expr`.
+    Expr(Box<Expr>),
+    /// No `key`: `module::fn` (or `Type::fn`) and every key parameter.
+    Default,
+}
+
+/// The function's signature as the expansion sees it.
+pub(crate) struct FnShape {
     pub(crate) receiver: Receiver,
     pub(crate) params: Vec<Param>,
+    /// Every parameter has a name (no destructuring pattern).
+    pub(crate) all_named: bool,
     pub(crate) kind: ReturnKind,
     /// The declared return type (`()` when omitted), with its own span.
     pub(crate) ret: TokenStream,
     /// The span of the type that is stored (`Course` in `Result<Course, E>`),
     /// where "not serializable" errors point.
     pub(crate) value_span: Span,
-    pub(crate) mode: Mode,
-    /// Parameters that make up the key, in declaration order.
-    pub(crate) key_params: Vec<Ident>,
+    /// The stored type as written, when the return type spells it (an alias
+    /// without type arguments does not): the expansion names it once so
+    /// that a missing derive is one error on it.
+    pub(crate) value_ty: Option<Type>,
     /// A method of some type (has a receiver or mentions `Self`).
     pub(crate) in_impl: bool,
     /// Companions are generated (the function has an explicit visibility).
     pub(crate) companions: bool,
+    /// The body that is cached: the function's block, or for an
+    /// `#[async_trait]` method the block inside its `Box::pin(async move ..)`.
+    pub(crate) body: syn::Block,
+    /// The function is an `#[async_trait]` method: not `async`, returning
+    /// `Pin<Box<dyn Future<Output = R> ..>>`; the expansion boxes its future.
+    pub(crate) async_trait: bool,
 }
 
-/// Every identifier in a token stream, macro arguments included.
-pub(crate) fn idents(tokens: TokenStream, out: &mut BTreeSet<String>) {
-    for tt in tokens {
-        match tt {
-            TokenTree::Ident(i) => {
-                out.insert(i.to_string());
-            }
-            TokenTree::Group(g) => idents(g.stream(), out),
-            TokenTree::Literal(l) => {
-                // `format!("{id}")`: inline format arguments.
-                let s = l.to_string();
-                if s.starts_with('"') {
-                    for part in s.split('{').skip(1) {
-                        let name: String = part.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                        if !name.is_empty() {
-                            out.insert(name);
-                        }
-                    }
-                }
-            }
-            TokenTree::Punct(_) => {}
+impl FnShape {
+    fn param_names(&self) -> Vec<String> {
+        self.params.iter().map(|p| p.ident.unraw().to_string()).collect()
+    }
+
+    /// "parameters are: a, b", for error messages.
+    fn listing(&self) -> String {
+        let names = self.param_names();
+        if names.is_empty() {
+            "the function has no parameters".to_owned()
+        } else {
+            format!("parameters are: {}", names.join(", "))
         }
     }
 }
 
-fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
-    match ty {
-        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
-        Type::Group(g) => last_segment(&g.elem),
-        Type::Paren(p) => last_segment(&p.elem),
-        _ => None,
+/// The validated function and arguments: everything the expansion reads.
+pub(crate) struct Model {
+    pub(crate) shape: FnShape,
+    pub(crate) mode: Mode,
+    pub(crate) key: Key,
+    /// Parameters that make up the key, in declaration order.
+    pub(crate) key_params: Vec<Ident>,
+    pub(crate) ttl: Option<TtlArg>,
+    pub(crate) negative_ttl: Option<TtlArg>,
+    pub(crate) tags: Vec<Template>,
+    /// `invalidates = [..]`, when given.
+    pub(crate) invalidates: Option<Vec<Invalidation>>,
+    /// `cache = expr`; `None` for the installed global cache.
+    pub(crate) cache: Option<Box<Expr>>,
+    pub(crate) version: Option<u32>,
+}
+
+/// What the checks learn beyond the shape, for the checks after them.
+#[derive(Default)]
+struct Facts {
+    /// Parameters in `skip`.
+    skipped: BTreeSet<String>,
+    /// `skip` named only parameters (coverage is meaningless otherwise).
+    skip_valid: bool,
+    /// The key template's placeholders name parameters.
+    key_valid: bool,
+}
+
+/// Checks the function against the arguments and builds the model; `None`
+/// when a misuse was found (every one is in `errors`).
+pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Option<Model> {
+    let before = errors.len();
+    check_signature(func, errors);
+    let shape = fn_shape(func, errors);
+    let mode = mode_of(&args);
+    check_put_has_key(&args, errors);
+    check_mutation_arguments(&args, mode, errors);
+    if errors.len() == before {
+        // Only once the function itself is sound: its return kind decides.
+        check_negative_ttl(&args, &shape, errors);
     }
-}
-
-fn first_type_arg(seg: &syn::PathSegment) -> Option<&Type> {
-    match &seg.arguments {
-        PathArguments::AngleBracketed(a) => a.args.iter().find_map(|a| match a {
-            GenericArgument::Type(t) => Some(t),
-            _ => None,
-        }),
-        _ => None,
+    let mut facts = Facts {
+        skip_valid: true,
+        key_valid: true,
+        ..Facts::default()
+    };
+    check_skip(&args, &shape, &mut facts, errors);
+    check_placeholders(&args, &shape, &mut facts, errors);
+    check_coverage(&args, &shape, mode, &facts, errors);
+    if errors.len() != before {
+        return None;
     }
+    let key_params = shape
+        .params
+        .iter()
+        .filter(|p| !facts.skipped.contains(&p.ident.unraw().to_string()))
+        .map(|p| p.ident.clone())
+        .collect();
+    let RawArgs {
+        key,
+        ttl,
+        tags,
+        invalidates,
+        cache,
+        negative_ttl,
+        version,
+        ..
+    } = args;
+    Some(Model {
+        shape,
+        mode,
+        key: match key.into_value() {
+            Some(KeyArg::Template(t)) => Key::Template(t),
+            Some(KeyArg::Expr(e)) => Key::Expr(e),
+            None => Key::Default,
+        },
+        key_params,
+        ttl: ttl.into_value(),
+        negative_ttl: negative_ttl.into_value(),
+        tags: tags.into_value().unwrap_or_default(),
+        invalidates: invalidates.into_value(),
+        cache: cache.into_value(),
+        version: version.into_value(),
+    })
 }
 
-fn is_named(ty: &Type, name: &str) -> bool {
-    last_segment(ty).is_some_and(|s| s.ident == name)
-}
-
-/// Checks the function against the arguments.
-pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Option<Model> {
+/// `async` (or rewritten by `#[async_trait]`), not `const`, not variadic.
+fn check_signature(func: &ItemFn, errors: &mut Errors) {
     let sig = &func.sig;
-    let mut ok = true;
-    if sig.asyncness.is_none() {
-        errors.at(
-            sig.fn_token.span,
-            "#[cached] applies to `async fn` only: make this function `async` (its callers then `.await` it)",
-        );
-        ok = false;
+    if sig.asyncness.is_none() && async_trait_parts(func).is_none() {
+        if boxed_future_output(&sig.output).is_some() {
+            errors.at(
+                sig.fn_token.span,
+                "#[cached] on a function returning `Pin<Box<dyn Future>>` needs the shape `#[async_trait]` writes (the body `Box::pin(async move { .. })`); write the method as `async fn` (in an `#[async_trait]` impl, or a native `async fn` in a trait)",
+            );
+        } else {
+            errors.at(
+                sig.fn_token.span,
+                "#[cached] applies to `async fn` only: make this function `async` (its callers then `.await` it)",
+            );
+        }
     }
     if let Some(c) = &sig.constness {
         errors.at(c.span, "#[cached] cannot apply to a `const fn`: remove `const`");
-        ok = false;
     }
     if let Some(v) = &sig.variadic {
         errors.spanned(v, "#[cached] does not support variadic functions");
-        ok = false;
     }
+}
 
-    // Receiver and parameters.
+/// The receiver, the named parameters, the return kind and the body; an
+/// `#[async_trait]` method is seen as the `async fn` it was written as.
+fn fn_shape(func: &ItemFn, errors: &mut Errors) -> FnShape {
+    let (async_trait, body, sig) = match async_trait_parts(func) {
+        Some((output, body)) => {
+            let mut sig = func.sig.clone();
+            sig.output = ReturnType::Type(Default::default(), Box::new(output));
+            (true, body, sig)
+        }
+        None => (false, (*func.block).clone(), func.sig.clone()),
+    };
+    let sig = &sig;
+    let (receiver, params, all_named) = receiver_and_params(sig, errors);
+    let (kind, ret, value_span, value_ty) = return_kind(sig, errors);
+    let mut sig_idents = BTreeSet::new();
+    idents(quote::quote!(#sig), &mut sig_idents);
+    FnShape {
+        in_impl: receiver != Receiver::None || sig_idents.contains("Self"),
+        companions: !matches!(func.vis, syn::Visibility::Inherited),
+        receiver,
+        params,
+        all_named,
+        kind,
+        ret,
+        value_span,
+        value_ty,
+        body,
+        async_trait,
+    }
+}
+
+/// `R` of a return type `Pin<Box<dyn Future<Output = R> + ..>>`.
+fn boxed_future_output(output: &ReturnType) -> Option<Type> {
+    let ReturnType::Type(_, ty) = output else {
+        return None;
+    };
+    let pin = last_segment(ty).filter(|s| s.ident == "Pin")?;
+    let boxed = first_type_arg(pin)?;
+    let bx = last_segment(boxed).filter(|s| s.ident == "Box")?;
+    let Type::TraitObject(dyn_future) = first_type_arg(bx)? else {
+        return None;
+    };
+    dyn_future.bounds.iter().find_map(|b| {
+        let syn::TypeParamBound::Trait(t) = b else {
+            return None;
+        };
+        let future = t.path.segments.last().filter(|s| s.ident == "Future")?;
+        let PathArguments::AngleBracketed(a) = &future.arguments else {
+            return None;
+        };
+        a.args.iter().find_map(|g| match g {
+            GenericArgument::AssocType(at) if at.ident == "Output" => Some(at.ty.clone()),
+            _ => None,
+        })
+    })
+}
+
+/// For a method rewritten by `#[async_trait]` (not `async`, returning
+/// `Pin<Box<dyn Future<Output = R>>>`, body `Box::pin(async move { .. })`):
+/// `R` and the async block's body.
+fn async_trait_parts(func: &ItemFn) -> Option<(Type, syn::Block)> {
+    if func.sig.asyncness.is_some() {
+        return None;
+    }
+    let output = boxed_future_output(&func.sig.output)?;
+    let [syn::Stmt::Expr(Expr::Call(call), None)] = func.block.stmts.as_slice() else {
+        return None;
+    };
+    let Expr::Path(f) = &*call.func else {
+        return None;
+    };
+    let is_pin = f.path.segments.last().is_some_and(|s| s.ident == "pin");
+    if !is_pin || call.args.len() != 1 {
+        return None;
+    }
+    match &call.args[0] {
+        Expr::Async(a) if a.capture.is_some() => Some((output, a.block.clone())),
+        _ => None,
+    }
+}
+
+/// How `self` is taken, and every parameter bound to a plain name.
+fn receiver_and_params(sig: &syn::Signature, errors: &mut Errors) -> (Receiver, Vec<Param>, bool) {
     let mut receiver = Receiver::None;
     let mut all_named = true;
     let mut params = Vec::new();
@@ -169,252 +335,384 @@ pub(crate) fn validate(func: &ItemFn, args: &Args, errors: &mut Errors) -> Optio
                         other,
                         "#[cached] needs a name for every parameter: bind it as `name: Type` and destructure it in the body (list it in `skip = [..]` if it is not part of the key)",
                     );
-                    ok = false;
                     all_named = false;
                 }
             },
         }
     }
-    let param_names: Vec<String> = params.iter().map(|p| p.ident.to_string()).collect();
-    let listing = if param_names.is_empty() {
-        "the function has no parameters".to_owned()
-    } else {
-        format!("parameters are: {}", param_names.join(", "))
-    };
+    (receiver, params, all_named)
+}
 
-    // Return type.
-    let mut value_span = sig.fn_token.span;
-    let (kind, ret) = match &sig.output {
-        ReturnType::Default => (ReturnKind::Plain, quote::quote!(())),
-        ReturnType::Type(_, ty) => {
-            let ret = quote::quote!(#ty);
-            match &**ty {
-                Type::ImplTrait(_) => {
-                    errors.spanned(ty, "a #[cached] function cannot return `impl Trait`: the value is stored and read back, so name a concrete type that implements Serialize and Deserialize");
-                    ok = false;
-                    (ReturnKind::Plain, ret)
-                }
-                Type::Reference(_) => {
-                    errors.spanned(ty, "a #[cached] function cannot return a reference: cached values are read back as owned data; return an owned type (e.g. `String` for `&str`, `Vec<T>` for `&[T]`)");
-                    ok = false;
-                    (ReturnKind::Plain, ret)
-                }
-                Type::TraitObject(_) => {
-                    errors.spanned(ty, "a #[cached] function cannot return a trait object: name a concrete type that implements Serialize and Deserialize");
-                    ok = false;
-                    (ReturnKind::Plain, ret)
-                }
-                _ => {
-                    let seg = last_segment(ty);
-                    if last_segment(ty).is_some_and(|s| s.ident.to_string().ends_with("Result")) {
-                        let ok_ty = seg.and_then(first_type_arg);
-                        let optional = ok_ty.is_some_and(|t| is_named(t, "Option"));
-                        let value = if optional {
-                            ok_ty.and_then(last_segment).and_then(first_type_arg)
-                        } else {
-                            ok_ty
-                        };
-                        value_span = value.map_or_else(|| ty.span(), |t| t.span());
-                        (ReturnKind::Result { optional }, ret)
-                    } else if is_named(ty, "Option") {
-                        value_span = seg.and_then(first_type_arg).map_or_else(|| ty.span(), |t| t.span());
-                        (ReturnKind::Option, ret)
-                    } else {
-                        value_span = ty.span();
-                        (ReturnKind::Plain, ret)
-                    }
-                }
-            }
+/// The return kind, the return type's tokens, the stored value's span and
+/// type; `impl Trait`, references and trait objects cannot be stored.
+fn return_kind(sig: &syn::Signature, errors: &mut Errors) -> (ReturnKind, TokenStream, Span, Option<Type>) {
+    let ty = match &sig.output {
+        ReturnType::Default => {
+            let unit: Type = syn::parse_quote!(());
+            return (ReturnKind::Plain, quote::quote!(()), sig.fn_token.span, Some(unit));
         }
+        ReturnType::Type(_, ty) => ty,
     };
+    let ret = quote::quote!(#ty);
+    let unstorable = match &**ty {
+        Type::ImplTrait(_) => Some(
+            "a #[cached] function cannot return `impl Trait`: the value is stored and read back, so name a concrete type that implements Serialize and Deserialize",
+        ),
+        Type::Reference(_) => Some(
+            "a #[cached] function cannot return a reference: cached values are read back as owned data; return an owned type (e.g. `String` for `&str`, `Vec<T>` for `&[T]`)",
+        ),
+        Type::TraitObject(_) => Some(
+            "a #[cached] function cannot return a trait object: name a concrete type that implements Serialize and Deserialize",
+        ),
+        _ => None,
+    };
+    if let Some(message) = unstorable {
+        errors.spanned(ty, message);
+        return (ReturnKind::Plain, ret, sig.fn_token.span, None);
+    }
+    let seg = last_segment(ty);
+    if seg.is_some_and(|s| s.ident.to_string().ends_with("Result")) {
+        let ok_ty = seg.and_then(first_type_arg);
+        let optional = ok_ty.is_some_and(|t| is_named(t, "Option"));
+        let value = if optional {
+            ok_ty.and_then(last_segment).and_then(first_type_arg)
+        } else {
+            ok_ty
+        };
+        let span = value.map_or_else(|| ty.span(), |t| t.span());
+        (ReturnKind::Result { optional }, ret, span, value.cloned())
+    } else if is_named(ty, "Option") {
+        let value = seg.and_then(first_type_arg);
+        let span = value.map_or_else(|| ty.span(), |t| t.span());
+        (ReturnKind::Option, ret, span, value.cloned())
+    } else {
+        (ReturnKind::Plain, ret, ty.span(), Some((**ty).clone()))
+    }
+}
 
-    // Mode.
-    let mode = if args.put.is_set() {
+/// Read, write-through or pure mutation, from the arguments given.
+fn mode_of(args: &RawArgs) -> Mode {
+    if args.put.is_set() {
         Mode::Put
     } else if args.invalidates.is_set() && !args.key.is_set() {
         Mode::Mutation
     } else {
         Mode::Read
-    };
+    }
+}
+
+/// `put` stores under `key`, so it needs one.
+fn check_put_has_key(args: &RawArgs, errors: &mut Errors) {
     if let (Some(put), false) = (args.put.get(), args.key.is_set()) {
         errors.at(
             put.name.span(),
             "`put` stores the result under `key`, but there is no key: add `key = \"...\"` (e.g. `key = \"course:{id}\"`)",
         );
-        ok = false;
     }
-    if mode == Mode::Mutation {
-        let useless: [(&str, Option<Span>); 5] = [
-            ("ttl", args.ttl.name_span()),
-            ("tags", args.tags.name_span()),
-            ("negative_ttl", args.negative_ttl.name_span()),
-            ("version", args.version.name_span()),
-            ("skip", args.skip.name_span()),
-        ];
-        for (name, span) in useless {
-            if let Some(span) = span {
-                errors.at(span, format!("`{name}` has no effect: with `invalidates` and no `key` the function is a pure mutation whose result is not cached; remove `{name}`, or add `key = \"...\"` to cache the result too"));
-                ok = false;
-            }
-        }
-        if args.invalidates.value().is_some_and(Vec::is_empty)
-            && let Some(s) = args.invalidates.name_span()
-        {
-            errors.at(
-                s,
-                "`invalidates` is empty: list keys, `tag(\"..\")` or `pattern(\"..\")` entries, or remove it",
-            );
-            ok = false;
+}
+
+/// A pure mutation caches nothing: arguments about the entry are mistakes,
+/// and an empty `invalidates` does nothing.
+fn check_mutation_arguments(args: &RawArgs, mode: Mode, errors: &mut Errors) {
+    if mode != Mode::Mutation {
+        return;
+    }
+    let useless: [(&str, Option<Span>); 6] = [
+        ("ttl", args.ttl.name_span()),
+        ("tags", args.tags.name_span()),
+        ("negative_ttl", args.negative_ttl.name_span()),
+        ("version", args.version.name_span()),
+        ("skip", args.skip.name_span()),
+        ("covered", args.covered.name_span()),
+    ];
+    for (name, span) in useless {
+        if let Some(span) = span {
+            errors.at(span, format!("`{name}` has no effect: with `invalidates` and no `key` the function is a pure mutation whose result is not cached; remove `{name}`, or add `key = \"...\"` to cache the result too"));
         }
     }
+    if args.invalidates.value().is_some_and(Vec::is_empty)
+        && let Some(s) = args.invalidates.name_span()
+    {
+        errors.at(
+            s,
+            "`invalidates` is empty: list keys, `tag(\"..\")` or `pattern(\"..\")` entries, or remove it",
+        );
+    }
+}
+
+/// `negative_ttl` caches `None`, so the function must return an `Option`.
+fn check_negative_ttl(args: &RawArgs, shape: &FnShape, errors: &mut Errors) {
     if let Some(neg) = args.negative_ttl.get()
-        && !kind.optional()
-        && ok
+        && !shape.kind.optional()
     {
         errors.at(neg.name.span(), "`negative_ttl` caches `None`, but this function does not return an `Option` (or a `Result<Option<T>, E>`): remove `negative_ttl`");
-        ok = false;
     }
+}
 
-    // skip.
-    let mut skipped = BTreeSet::new();
-    let mut skip_ok = true;
+/// `skip` names parameters (not `self`), each once.
+fn check_skip(args: &RawArgs, shape: &FnShape, facts: &mut Facts, errors: &mut Errors) {
+    let param_names = shape.param_names();
     for id in args.skip.value().into_iter().flatten() {
-        let name = id.to_string();
+        let name = id.unraw().to_string();
         if name == "self" {
             errors.at(id.span(), "`self` is never part of a key: remove it from `skip` (use `{self.field}` in the key for state behind `self`)");
-            ok = false;
         } else if !param_names.contains(&name) {
             errors.at(
                 id.span(),
                 format!(
-                    "`skip` names `{name}`, which is not a parameter{}; {listing}",
-                    did_you_mean(&name, param_names.iter().map(String::as_str))
+                    "`skip` names `{name}`, which is not a parameter{}; {}",
+                    did_you_mean(&name, param_names.iter().map(String::as_str)),
+                    shape.listing()
                 ),
             );
-            ok = false;
-            skip_ok = false;
-        } else if !skipped.insert(name.clone()) {
+            facts.skip_valid = false;
+        } else if !facts.skipped.insert(name.clone()) {
             errors.at(id.span(), format!("`{name}` is listed twice in `skip`: remove one"));
-            ok = false;
         }
     }
+}
 
-    // Placeholders of every template.
-    let has_self = receiver != Receiver::None;
-    let mut key_ok = true;
-    let mut check_template = |t: &Template, what: &str, errors: &mut Errors| -> bool {
-        let mut good = t.well_formed;
-        if !all_named {
-            // The parameters are not all known: placeholder errors would mislead.
-            return false;
-        }
-        for p in t.placeholders() {
-            if p.root == "self" {
-                if !has_self {
-                    errors.at(
-                        t.span(),
-                        format!(
-                            "the {what} template uses `{{{}}}`, but this function has no `self` receiver; {listing}",
-                            p.text()
-                        ),
-                    );
-                    ok = false;
-                } else if p.fields.is_empty() {
-                    errors.at(
-                        t.span(),
-                        format!("`{{self}}` in the {what} template: interpolate a field, e.g. `{{self.tenant_id}}`"),
-                    );
-                    ok = false;
-                }
-            } else if !param_names.contains(&p.root) {
-                errors.at(
-                    t.span(),
-                    format!(
-                        "unknown placeholder `{{{}}}` in the {what} template: `{}` is not a parameter{}; {listing}",
-                        p.text(),
-                        p.root,
-                        did_you_mean(
-                            &p.root,
-                            param_names.iter().map(String::as_str).chain(has_self.then_some("self"))
-                        )
-                    ),
-                );
-                ok = false;
-                good = false;
-            }
-        }
-        good
-    };
+/// Every placeholder of every template names a parameter, or a field of
+/// `self` in a method.
+fn check_placeholders(args: &RawArgs, shape: &FnShape, facts: &mut Facts, errors: &mut Errors) {
     if let Some(KeyArg::Template(t)) = args.key.value() {
-        key_ok = check_template(t, "key", errors);
+        facts.key_valid = check_template(t, "key", shape, errors);
     }
     for t in args.tags.value().into_iter().flatten() {
-        check_template(t, "tag", errors);
+        check_template(t, "tag", shape, errors);
     }
     for inv in args.invalidates.value().into_iter().flatten() {
         match inv {
-            Invalidation::Key(t) => check_template(t, "invalidated key", errors),
-            Invalidation::Tag(t) => check_template(t, "invalidated tag", errors),
-            Invalidation::Pattern(t) => check_template(t, "invalidated pattern", errors),
+            Invalidation::Key(t) => check_template(t, "invalidated key", shape, errors),
+            Invalidation::Tag(t) => check_template(t, "invalidated tag", shape, errors),
+            Invalidation::Pattern(t) => check_template(t, "invalidated pattern", shape, errors),
         };
     }
+}
 
-    // Key coverage: every non-skipped parameter is in the key.
+/// One template's placeholders; false if the template cannot be used for
+/// the coverage check (malformed, or naming an unknown parameter).
+fn check_template(t: &Template, what: &str, shape: &FnShape, errors: &mut Errors) -> bool {
+    if !shape.all_named {
+        // The parameters are not all known: placeholder errors would mislead.
+        return false;
+    }
+    let param_names = shape.param_names();
+    let has_self = shape.receiver != Receiver::None;
+    let mut good = t.well_formed;
+    for p in t.placeholders() {
+        if p.root == "self" {
+            if !has_self {
+                errors.at(
+                    t.span(),
+                    format!(
+                        "the {what} template uses `{{{}}}`, but this function has no `self` receiver; {}",
+                        p.text(),
+                        shape.listing()
+                    ),
+                );
+            } else if p.fields.is_empty() {
+                errors.at(
+                    t.span(),
+                    format!("`{{self}}` in the {what} template: interpolate a field, e.g. `{{self.tenant_id}}`"),
+                );
+            }
+        } else if !param_names.contains(&p.root) {
+            errors.at(
+                t.span(),
+                format!(
+                    "unknown placeholder `{{{}}}` in the {what} template: `{}` is not a parameter{}; {}",
+                    p.text(),
+                    p.root,
+                    did_you_mean(
+                        &p.root,
+                        param_names.iter().map(String::as_str).chain(has_self.then_some("self"))
+                    ),
+                    shape.listing()
+                ),
+            );
+            good = false;
+        }
+    }
+    good
+}
+
+/// Every parameter that is neither `self` nor skipped is in the key, whole
+/// or through fields declared in `covered`; a skipped one is not in it.
+fn check_coverage(args: &RawArgs, shape: &FnShape, mode: Mode, facts: &Facts, errors: &mut Errors) {
     let mut in_key = BTreeSet::new();
     match args.key.value() {
         Some(KeyArg::Template(t)) => in_key.extend(t.placeholders().map(|p| p.root.clone())),
-        Some(KeyArg::Expr(e)) => idents(quote::quote!(#e), &mut in_key),
+        Some(KeyArg::Expr(e)) => {
+            let uses = crate::uses::of_expr(e);
+            in_key.extend(uses.whole);
+            in_key.extend(uses.fields.into_keys());
+        }
         None => {}
     }
+    // Parameters the key uses only through fields: name → fields.
+    let partial = args.key.value().map(partial_uses).unwrap_or_default();
+    let param_names = shape.param_names();
+    let covered = check_covered(
+        args,
+        &param_names,
+        &facts.skipped,
+        &partial,
+        mode,
+        &shape.listing(),
+        errors,
+    );
     // Coverage is only meaningful once the key and `skip` are themselves valid.
-    if let Some(key) = args.key.get().filter(|_| key_ok && skip_ok && all_named) {
-        for p in &params {
-            let name = p.ident.to_string();
-            if skipped.contains(&name) {
-                if in_key.contains(&name)
-                    && let Some(id) = args.skip.value().into_iter().flatten().find(|i| **i == name)
-                {
-                    errors.at(
-                        id.span(),
-                        format!("`{name}` is in `skip` but the key uses it: remove it from `skip`"),
-                    );
-                    ok = false;
-                }
-            } else if !in_key.contains(&name) {
-                let fix = match &key.value {
-                    KeyArg::Template(_) => format!("add `{{{name}}}` to the key"),
-                    KeyArg::Expr(_) => format!("use `{name}` in the key expression"),
-                };
+    let Some(key) = args
+        .key
+        .get()
+        .filter(|_| facts.key_valid && facts.skip_valid && shape.all_named)
+    else {
+        return;
+    };
+    for p in &shape.params {
+        let name = p.ident.unraw().to_string();
+        if facts.skipped.contains(&name) {
+            if in_key.contains(&name)
+                && let Some(id) = args.skip.value().into_iter().flatten().find(|i| **i == name)
+            {
                 errors.at(
-                    p.ident.span(),
-                    format!(
-                        "the key does not cover parameter `{name}`: two calls that differ only in `{name}` would share one cache entry; {fix}, or list it in `skip = [{name}]` if it does not change the result"
-                    ),
+                    id.span(),
+                    format!("`{name}` is in `skip` but the key uses it: remove it from `skip`"),
                 );
-                ok = false;
             }
+        } else if let Some(fields) = partial
+            .get(&name)
+            .filter(|_| mode == Mode::Read && !covered.contains(&name))
+        {
+            let used: Vec<String> = fields.iter().map(|f| format!("`{name}.{f}`")).collect();
+            errors.at(
+                p.ident.span(),
+                format!(
+                    "the key covers parameter `{name}` only through {}: two calls whose `{name}` differ in another field (a page offset, a filter) would share one cache entry; add every field that changes the result to the key, and if the fields in the key determine the result, say so with `covered = [{name}]` (or `skip = [{name}]` if `{name}` does not change the result)",
+                    used.join(", ")
+                ),
+            );
+        } else if !in_key.contains(&name) {
+            let fix = match &key.value {
+                KeyArg::Template(_) => format!("add `{{{name}}}` to the key"),
+                KeyArg::Expr(_) => format!("use `{name}` in the key expression"),
+            };
+            errors.at(
+                p.ident.span(),
+                format!(
+                    "the key does not cover parameter `{name}`: two calls that differ only in `{name}` would share one cache entry; {fix}, or list it in `skip = [{name}]` if it does not change the result"
+                ),
+            );
         }
     }
-    let key_params: Vec<Ident> = params
-        .iter()
-        .filter(|p| !skipped.contains(&p.ident.to_string()))
-        .map(|p| p.ident.clone())
-        .collect();
+}
 
-    let mut sig_idents = BTreeSet::new();
-    idents(quote::quote!(#sig), &mut sig_idents);
-    let in_impl = has_self || sig_idents.contains("Self");
-    let companions = !matches!(func.vis, syn::Visibility::Inherited);
+/// Every identifier token in a token stream, macro arguments included
+/// (never text inside literals). For the key's coverage, see [`crate::uses`].
+pub(crate) fn idents(tokens: TokenStream, out: &mut BTreeSet<String>) {
+    for tt in tokens {
+        match tt {
+            TokenTree::Ident(i) => {
+                out.insert(i.to_string());
+            }
+            TokenTree::Group(g) => idents(g.stream(), out),
+            TokenTree::Literal(_) | TokenTree::Punct(_) => {}
+        }
+    }
+}
 
-    ok.then_some(Model {
-        receiver,
-        params,
-        kind,
-        ret,
-        value_span,
-        mode,
-        key_params,
-        in_impl,
-        companions,
-    })
+/// Parameters the key uses only through fields (`{params.limit}`,
+/// `params.limit` in an expression), never whole: name → fields used.
+fn partial_uses(key: &KeyArg) -> BTreeMap<String, BTreeSet<String>> {
+    let (whole, mut fields): (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>) = match key {
+        KeyArg::Template(t) => {
+            let mut whole = BTreeSet::new();
+            let mut fields: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for p in t.placeholders().filter(|p| p.root != "self") {
+                match p.fields.first() {
+                    None => {
+                        whole.insert(p.root.clone());
+                    }
+                    Some(_) => {
+                        fields.entry(p.root.clone()).or_default().insert(p.fields.join("."));
+                    }
+                }
+            }
+            (whole, fields)
+        }
+        KeyArg::Expr(e) => {
+            let uses = crate::uses::of_expr(e);
+            (uses.whole, uses.fields)
+        }
+    };
+    fields.retain(|name, _| !whole.contains(name));
+    fields
+}
+
+/// Checks `covered = [..]`: parameters the key uses only through fields,
+/// declared complete. Returns the valid entries.
+fn check_covered(
+    args: &RawArgs,
+    param_names: &[String],
+    skipped: &BTreeSet<String>,
+    partial: &BTreeMap<String, BTreeSet<String>>,
+    mode: Mode,
+    listing: &str,
+    errors: &mut Errors,
+) -> BTreeSet<String> {
+    let mut covered = BTreeSet::new();
+    if mode == Mode::Mutation {
+        return covered;
+    }
+    for id in args.covered.value().into_iter().flatten() {
+        let name = id.unraw().to_string();
+        let error = if name == "self" {
+            Some("`self` is never part of a key's coverage: remove it from `covered` (use `{self.field}` in the key for state behind `self`)".to_owned())
+        } else if !param_names.contains(&name) {
+            Some(format!(
+                "`covered` names `{name}`, which is not a parameter{}; {listing}",
+                did_you_mean(&name, param_names.iter().map(String::as_str))
+            ))
+        } else if skipped.contains(&name) {
+            Some(format!(
+                "`{name}` is in both `skip` and `covered`: keep one (`skip` if it does not change the result)"
+            ))
+        } else if !partial.contains_key(&name) {
+            Some(format!(
+                "`covered` lists `{name}`, but the key does not use it through fields (it uses it whole, or not at all): remove it from `covered`"
+            ))
+        } else if !covered.insert(name.clone()) {
+            Some(format!("`{name}` is listed twice in `covered`: remove one"))
+        } else {
+            None
+        };
+        if let Some(message) = error {
+            errors.at(id.span(), message);
+        }
+    }
+    covered
+}
+
+fn last_segment(ty: &Type) -> Option<&syn::PathSegment> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last(),
+        Type::Group(g) => last_segment(&g.elem),
+        Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+fn first_type_arg(seg: &syn::PathSegment) -> Option<&Type> {
+    match &seg.arguments {
+        PathArguments::AngleBracketed(a) => a.args.iter().find_map(|a| match a {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+fn is_named(ty: &Type, name: &str) -> bool {
+    last_segment(ty).is_some_and(|s| s.ident == name)
 }

@@ -25,6 +25,19 @@ pub fn warn_not_installed(function: &'static str) {
     }
 }
 
+/// The type a `#[cached]` function stores. Generated code names it as
+/// `<T as Cacheable>::Value` (which is `T`): a type without the serde
+/// derives is then reported once, on the user's type, and the runtime call
+/// sees an error type instead of repeating the error for each companion.
+pub trait Cacheable {
+    /// `Self`, known to be storable.
+    type Value: Serialize + serde::de::DeserializeOwned;
+}
+
+impl<T: Serialize + serde::de::DeserializeOwned> Cacheable for T {
+    type Value = T;
+}
+
 /// A value interpolated into a `#[cached]` key, tag or pattern template.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be interpolated into a #[cached] key or tag: it does not implement `Display`",
@@ -36,6 +49,9 @@ pub trait KeyPart {
     fn push_escaped_to(&self, out: &mut String);
     /// Appends the `Display` form as is (for `key = expr`).
     fn push_raw_to(&self, out: &mut String);
+    /// Appends the escaped `Display` form, also encoding the characters of
+    /// `also` (the template's separators).
+    fn push_escaped_with_to(&self, out: &mut String, also: &str);
 }
 
 impl<T: Display + ?Sized> KeyPart for T {
@@ -47,12 +63,17 @@ impl<T: Display + ?Sized> KeyPart for T {
     fn push_raw_to(&self, out: &mut String) {
         let _ = write!(out, "{self}");
     }
+    #[inline]
+    fn push_escaped_with_to(&self, out: &mut String, also: &str) {
+        crate::keys::push_escaped_with(out, self, also);
+    }
 }
 
-/// Appends one interpolated, escaped value.
+/// Appends one interpolated value, escaped, with the template's separators
+/// (`also`, possibly empty) encoded too.
 #[inline]
-pub fn push_part<T: KeyPart + ?Sized>(out: &mut String, value: &T) {
-    value.push_escaped_to(out);
+pub fn push_part<T: KeyPart + ?Sized>(out: &mut String, value: &T, also: &str) {
+    value.push_escaped_with_to(out, also);
 }
 
 /// The key of `key = expr`: the expression's `Display` form (not escaped:
@@ -70,6 +91,26 @@ pub fn key_from_expr<T: KeyPart + ?Sized>(value: &T, suffix: &str) -> String {
 #[inline]
 pub fn method_name(cell: &'static OnceLock<&'static str>, ty: fn() -> &'static str, function: &str) -> &'static str {
     cell.get_or_init(|| Box::leak(format!("{}::{function}", ty()).into_boxed_str()))
+}
+
+/// `"{path}::{function}"` for a function that the attribute cannot place:
+/// a free function and an associated function without `self` look alike to
+/// it. `marker` is the `type_name` of an item nested in the generated code
+/// (`crate::User::find::{{closure}}::__cache_here`); its parent path is the
+/// module, or the type for an associated function, so `User::find` and
+/// `Course::find` get different names and default keys. Computed once per
+/// call site.
+#[inline]
+pub fn fn_path(cell: &'static OnceLock<&'static str>, marker: &'static str, function: &str) -> &'static str {
+    cell.get_or_init(|| {
+        let mut path = marker.strip_suffix("::__cache_here").unwrap_or(marker);
+        while let Some(p) = path.strip_suffix("::{{closure}}") {
+            path = p;
+        }
+        // Drop the enclosing function (`find`, `find_key`, `find_refresh`, …).
+        let parent = path.rsplit_once("::").map_or(path, |(parent, _)| parent);
+        Box::leak(format!("{parent}::{function}").into_boxed_str())
+    })
 }
 
 /// Runs the `invalidates = [..]` of a function whose body succeeded. Errors

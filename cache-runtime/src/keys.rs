@@ -23,10 +23,11 @@ fn needs_escape(c: char) -> bool {
     matches!(c, ':' | '*' | '?' | '[' | ']' | '\\' | '{' | '}' | '%') || c.is_whitespace() || c.is_control()
 }
 
-/// Writes `s` into `out` with every reserved character percent-encoded.
-fn escape_str_into(out: &mut String, s: &str) {
+/// Writes `s` into `out` with every reserved character, and every character
+/// of `also`, percent-encoded.
+fn escape_str_into(out: &mut String, s: &str, also: &str) {
     for c in s.chars() {
-        if needs_escape(c) {
+        if needs_escape(c) || also.contains(c) {
             let mut buf = [0u8; 4];
             for b in c.encode_utf8(&mut buf).bytes() {
                 let _ = write!(out, "%{b:02X}");
@@ -53,14 +54,48 @@ pub fn escape<T: Display + ?Sized>(value: &T) -> String {
 /// assert_eq!(key, "search:rust%20async");
 /// ```
 pub fn push_escaped<T: Display + ?Sized>(out: &mut String, value: &T) {
-    struct Escaper<'a>(&'a mut String);
+    push_escaped_with(out, value, "");
+}
+
+/// Like [`push_escaped`], and also percent-encodes every character of
+/// `also`: the separators of the template the value goes into.
+///
+/// Escaping the reserved set keeps a value from forging another key; it
+/// does not keep two values of one template apart when the template's own
+/// separators are not reserved: with `pair:{a}-{b}`, `("x-y", "z")` and
+/// `("x", "y-z")` would both give `pair:x-y-z`. Encoding the template's
+/// separators in every value makes the key injective: a value never
+/// contains the character that ends it. `#[cached]` passes each
+/// template's separators, computed at compile time; code building keys by
+/// hand does the same with its own separators.
+///
+/// ```
+/// use cache_runtime::keys::push_escaped_with;
+/// let key = |a: &str, b: &str| {
+///     let mut k = String::from("pair:");
+///     push_escaped_with(&mut k, a, "-");
+///     k.push('-');
+///     push_escaped_with(&mut k, b, "-");
+///     k
+/// };
+/// assert_eq!(key("x-y", "z"), "pair:x%2Dy-z");
+/// assert_eq!(key("x", "y-z"), "pair:x-y%2Dz");
+/// assert_ne!(key("x-y", "z"), key("x", "y-z"));
+/// // The reserved set is always encoded, `also` or not.
+/// assert_eq!(key("a:b", ""), "pair:a%3Ab-");
+/// ```
+pub fn push_escaped_with<T: Display + ?Sized>(out: &mut String, value: &T, also: &str) {
+    struct Escaper<'a> {
+        out: &'a mut String,
+        also: &'a str,
+    }
     impl fmt::Write for Escaper<'_> {
         fn write_str(&mut self, s: &str) -> fmt::Result {
-            escape_str_into(self.0, s);
+            escape_str_into(self.out, s, self.also);
             Ok(())
         }
     }
-    let _ = write!(Escaper(out), "{value}");
+    let _ = write!(Escaper { out, also }, "{value}");
 }
 
 /// Checks a namespace: non-empty, and free of `:`, glob metacharacters,
@@ -148,6 +183,19 @@ mod tests {
         assert_eq!(escape("a b\nc\td"), "a%20b%0Ac%09d");
         assert_eq!(escape("\u{a0}é"), "%C2%A0é");
         assert_eq!(escape(&-5i64), "-5");
+    }
+
+    #[test]
+    fn escaping_with_separators() {
+        let with = |v: &str, also: &str| {
+            let mut s = String::new();
+            push_escaped_with(&mut s, v, also);
+            s
+        };
+        assert_eq!(with("a-b_c", "-_"), "a%2Db%5Fc");
+        assert_eq!(with("a-b", ""), "a-b");
+        assert_eq!(with("é-ü", "ü"), "é-%C3%BC");
+        assert_eq!(with(":%", "-"), "%3A%25");
     }
 
     #[test]
