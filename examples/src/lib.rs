@@ -1,6 +1,7 @@
 //! Shared pieces of the examples, and the LMS application ([`lms`]).
 
 pub mod lms;
+pub mod web;
 
 pub mod cache_log {
     //! Prints the runtime's `tracing` events in the original's shape:
