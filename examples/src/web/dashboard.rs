@@ -38,6 +38,21 @@ pub struct CacheReport {
     /// Latency percentiles per (operation, outcome) of the runtime's events
     /// in this process.
     pub latencies: Vec<LatencyRow>,
+    /// The counters once a second, oldest first: the chart.
+    pub history: Vec<HistoryPoint>,
+}
+
+/// The counters at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    /// Seconds since the service started.
+    pub t: f64,
+    /// Cache hits so far.
+    pub hits: u64,
+    /// Cache misses so far.
+    pub misses: u64,
+    /// Page views so far.
+    pub page_views: u64,
 }
 
 /// Counters of a function or of the whole cache.
@@ -135,6 +150,7 @@ pub fn report(app: &App) -> CacheReport {
                 max_ms: ms(s.snapshot.max),
             })
             .collect(),
+        history: app.history(),
     }
 }
 
@@ -209,11 +225,10 @@ const DASHBOARD_SCRIPT: &str = r#"
   'use strict';
   var report = window.reportJsError;
 
-  var HISTORY = 60;
-  var history = [];   // {hitRate: 0..1 or null (no reads), total: 0..1, views: per second}
-  var prev = null, prevAt = 0, polls = 0;
+  var WINDOW = 60;    // seconds shown
+  var points = [];    // {t, hitRate: 0..1 or null (no reads), total: 0..1, views: per second}
+  var polls = 0;
   var canvas = document.getElementById('chart');
-
   function esc(s) {
     return String(s).replace(/[&<>"']/g, function (c) {
       return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c];
@@ -248,17 +263,22 @@ const DASHBOARD_SCRIPT: &str = r#"
       '<tr><td colspan="7">no cache events yet</td></tr>';
   }
 
-  function sample(r, now) {
-    var point = {hitRate: null, total: r.total.hit_rate, views: 0};
-    if (prev) {
-      var dh = r.total.hits - prev.total.hits, dm = r.total.misses - prev.total.misses;
-      var dt = Math.max((now - prevAt) / 1000, 0.001);
-      if (dh + dm > 0) point.hitRate = dh / (dh + dm);
-      point.views = Math.max(r.page_views - prev.page_views, 0) / dt;
+  // Per-second rates from the server's samples, plus the live counters.
+  function series(r) {
+    var h = r.history.slice();
+    h.push({t: r.uptime_s, hits: r.total.hits, misses: r.total.misses, page_views: r.page_views});
+    points = [];
+    for (var i = 1; i < h.length; i++) {
+      var a = h[i - 1], b = h[i], dt = b.t - a.t;
+      if (dt < 0.5) continue; // the live point, too close to the last sample
+      var dh = b.hits - a.hits, dm = b.misses - a.misses, reads = b.hits + b.misses;
+      points.push({
+        t: b.t,
+        hitRate: dh + dm > 0 ? dh / (dh + dm) : null,
+        total: reads > 0 ? b.hits / reads : null,
+        views: Math.max(b.page_views - a.page_views, 0) / dt
+      });
     }
-    history.push(point);
-    if (history.length > HISTORY) history.shift();
-    prev = r; prevAt = now;
   }
 
   function draw() {
@@ -270,7 +290,7 @@ const DASHBOARD_SCRIPT: &str = r#"
     g.clearRect(0, 0, w, h);
     var L = 46, R = 56, T = 14, B = 26, pw = w - L - R, ph = h - T - B;
     var maxViews = 1;
-    history.forEach(function (p) { maxViews = Math.max(maxViews, p.views); });
+    points.forEach(function (p) { maxViews = Math.max(maxViews, p.views); });
     maxViews = niceCeil(Math.max(maxViews, 4));
     g.font = '11px system-ui, sans-serif'; g.lineWidth = 1;
     for (var i = 0; i <= 4; i++) {
@@ -280,25 +300,35 @@ const DASHBOARD_SCRIPT: &str = r#"
       g.fillStyle = '#8a93a3'; g.textAlign = 'left'; g.fillText(fmt(maxViews * i / 4) + '/s', L + pw + 6, y + 4);
     }
     g.fillStyle = '#8a93a3'; g.textAlign = 'center';
-    g.fillText('last ' + HISTORY + ' s', L + pw / 2, h - 8);
-    var x = function (i) { return L + pw * (i + HISTORY - history.length) / (HISTORY - 1); };
+    g.fillText('last ' + WINDOW + ' s', L + pw / 2, h - 8);
+    var now = points.length ? points[points.length - 1].t : 0;
+    var x = function (p) { return L + pw * (1 - Math.min(Math.max(now - p.t, 0), WINDOW) / WINDOW); };
     line(g, x, function (p) { return p.views / maxViews; }, ph, T, '#b6bdca', 1.5, []);
     line(g, x, function (p) { return p.total; }, ph, T, '#3f6fd8', 1.5, [5, 4]);
     line(g, x, function (p) { return p.hitRate; }, ph, T, '#3f6fd8', 2.5, []);
-    canvas.setAttribute('data-points', String(history.length));
+    canvas.setAttribute('data-points', String(points.length));
   }
 
   function line(g, x, val, ph, T, color, width, dash) {
     g.strokeStyle = color; g.lineWidth = width; g.setLineDash(dash); g.beginPath();
     var open = false;
-    history.forEach(function (p, i) {
+    points.forEach(function (p) {
       var v = val(p);
       if (v === null || v === undefined) { open = false; return; }
       var y = T + ph - ph * Math.min(Math.max(v, 0), 1);
-      if (open) g.lineTo(x(i), y); else g.moveTo(x(i), y);
+      if (open) g.lineTo(x(p), y); else g.moveTo(x(p), y);
       open = true;
     });
     g.stroke(); g.setLineDash([]);
+    if (dash.length === 0 && width > 2) {
+      // Dots too, so that a lone point between gaps is visible.
+      g.fillStyle = color;
+      points.forEach(function (p) {
+        var v = val(p);
+        if (v === null || v === undefined) return;
+        g.beginPath(); g.arc(x(p), T + ph - ph * Math.min(Math.max(v, 0), 1), 2.5, 0, 2 * Math.PI); g.fill();
+      });
+    }
   }
   function niceCeil(v) {
     var p = Math.pow(10, Math.floor(Math.log10(v)));
@@ -314,7 +344,7 @@ const DASHBOARD_SCRIPT: &str = r#"
         return res.json();
       })
       .then(function (r) {
-        render(r); sample(r, Date.now()); draw();
+        render(r); series(r); draw();
         polls += 1;
         var el = document.getElementById('polls');
         el.textContent = String(polls); el.setAttribute('data-polls', String(polls));

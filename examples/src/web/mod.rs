@@ -30,10 +30,11 @@ pub mod html;
 pub mod load;
 pub mod telemetry;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
@@ -58,7 +59,12 @@ struct AppInner {
     mode: Mode,
     started: Instant,
     page_views: AtomicU64,
+    history: Mutex<VecDeque<dashboard::HistoryPoint>>,
+    sampling: AtomicBool,
 }
+
+/// Seconds of history the dashboard's chart shows.
+pub const HISTORY_SECONDS: usize = 60;
 
 impl App {
     /// Serves `lms`'s pages in `mode`.
@@ -71,6 +77,8 @@ impl App {
                 mode,
                 started: Instant::now(),
                 page_views: AtomicU64::new(0),
+                history: Mutex::new(VecDeque::with_capacity(HISTORY_SECONDS + 1)),
+                sampling: AtomicBool::new(false),
             }),
         }
     }
@@ -93,6 +101,51 @@ impl App {
     /// Page requests served (HTML and JSON).
     pub fn page_views(&self) -> u64 {
         self.inner.page_views.load(Ordering::Relaxed)
+    }
+
+    /// The counters once a second over the last [`HISTORY_SECONDS`],
+    /// oldest first (the dashboard's chart).
+    pub fn history(&self) -> Vec<dashboard::HistoryPoint> {
+        self.inner
+            .history
+            .lock()
+            .map(|h| h.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn sample(&self) {
+        let total = self.lms().cache.stats().total;
+        let point = dashboard::HistoryPoint {
+            t: self.uptime().as_secs_f64(),
+            hits: total.hits,
+            misses: total.misses,
+            page_views: self.page_views(),
+        };
+        if let Ok(mut h) = self.inner.history.lock() {
+            h.push_back(point);
+            while h.len() > HISTORY_SECONDS + 1 {
+                h.pop_front();
+            }
+        }
+    }
+
+    /// Samples the counters every second while the app is alive (once per
+    /// app, however many servers serve it).
+    fn start_sampling(&self) {
+        if self.inner.sampling.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(inner) => App { inner }.sample(),
+                    None => break,
+                }
+            }
+        });
     }
 }
 
@@ -130,6 +183,7 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    app.start_sampling();
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
