@@ -166,7 +166,7 @@ fn function_rows(r: &CacheReport) -> String {
         let _ = write!(
             out,
             "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
-             <td class=\"n hit-rate\" data-value=\"{:.4}\">{}</td><td><div class=\"bar\"><span style=\"width:{:.0}%\"></span></div></td></tr>",
+             <td class=\"n hit-rate\" data-value=\"{:.4}\">{}</td><td><div class=\"bar wide\"><span style=\"width:{:.0}%\"></span></div></td></tr>",
             esc(&f.function),
             c.hits,
             c.misses,
@@ -249,7 +249,7 @@ const DASHBOARD_SCRIPT: &str = r#"
     var rows = r.functions.map(function (f) {
       return '<tr><td>' + esc(f.function) + '</td><td class="n">' + f.hits + '</td><td class="n">' + f.misses +
         '</td><td class="n">' + f.loads + '</td><td class="n hit-rate" data-value="' + f.hit_rate.toFixed(4) + '">' +
-        pct(f.hit_rate) + '</td><td><div class="bar"><span style="width:' + (f.hit_rate * 100).toFixed(0) +
+        pct(f.hit_rate) + '</td><td><div class="bar wide"><span style="width:' + (f.hit_rate * 100).toFixed(0) +
         '%"></span></div></td></tr>';
     });
     document.getElementById('functions').innerHTML = rows.length ? rows.join('') :

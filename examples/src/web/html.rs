@@ -55,7 +55,8 @@ table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e1e4
 th,td{padding:6px 10px;border-bottom:1px solid #eef0f3;text-align:left;vertical-align:middle}
 th{background:#fafbfc;font-weight:600;color:#3b4252;font-size:12px;text-transform:uppercase;letter-spacing:.03em}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
-.bar{background:#e7ebf3;border-radius:4px;height:8px;min-width:80px}
+.bar{display:inline-block;vertical-align:middle;width:110px;margin-right:6px;background:#e7ebf3;border-radius:4px;height:8px}
+.bar.wide{display:block;width:auto;min-width:80px;margin:0}
 .bar>span{display:block;height:8px;border-radius:4px;background:#3f6fd8}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}
 @media(max-width:800px){.grid2{grid-template-columns:1fr}}
@@ -89,9 +90,18 @@ fn card(out: &mut String, label: &str, value: impl std::fmt::Display) {
     );
 }
 
+/// A progress bar beside its figure.
 fn bar(pct: f64) -> String {
     format!(
         "<div class=\"bar\"><span style=\"width:{:.0}%\"></span></div>",
+        pct.clamp(0.0, 100.0)
+    )
+}
+
+/// A bar filling its own cell.
+fn wide_bar(pct: f64) -> String {
+    format!(
+        "<div class=\"bar wide\"><span style=\"width:{:.0}%\"></span></div>",
         pct.clamp(0.0, 100.0)
     )
 }
@@ -124,7 +134,7 @@ fn monthly_table(out: &mut String, title: &str, rows: &[Monthly], fmt: fn(i64) -
             "<tr><td>{}</td><td class=\"n\">{}</td><td style=\"width:45%\">{}</td></tr>",
             esc(&m.month),
             fmt(m.value),
-            bar(m.value as f64 * 100.0 / max as f64)
+            wide_bar(m.value as f64 * 100.0 / max as f64)
         );
     }
     if rows.is_empty() {
