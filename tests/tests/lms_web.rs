@@ -258,6 +258,8 @@ async fn each_post_mutation_is_visible_on_the_next_get() {
 
     // 2. Enroll (HTML form): the student's pages, the teacher's, the admin's.
     let (course_id, teacher) = course_to_enroll(&mut c, student).await;
+    let bystander = 30;
+    get(&mut c, &format!("/student/{bystander}/dashboard")).await;
     let dash = get_json(&mut c, &format!("/api/student/{student}/dashboard")).await;
     let tdash = get_json(&mut c, &format!("/api/teacher/{teacher}/dashboard")).await;
     let admin = get_json(&mut c, "/api/admin/dashboard").await;
@@ -301,6 +303,10 @@ async fn each_post_mutation_is_visible_on_the_next_get() {
         admin2["stats"]["enrollments"],
         admin["stats"]["enrollments"].as_i64().unwrap() + 1
     );
+    // Another student's dashboard is not the enrollment's business.
+    let q = site.lms.db.queries();
+    get(&mut c, &format!("/student/{bystander}/dashboard")).await;
+    assert_eq!(site.lms.db.queries(), q, "another student's dashboard was reloaded");
     // Enrolling twice is a conflict, in HTML and JSON.
     let again = c
         .post_form(
@@ -395,6 +401,41 @@ async fn each_post_mutation_is_visible_on_the_next_get() {
             );
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_pages_are_served_and_the_dashboard_shows_the_open_breaker() {
+    examples::web::telemetry::init_tracing();
+    let (db, _) = Db::sqlite_temp(SeedConfig::small()).await.expect("seed the database");
+    // Nothing listens on this port.
+    let cache = cache_runtime::Cache::builder()
+        .namespace(&tests::unique_namespace("down"))
+        .redis(&format!("redis://127.0.0.1:{}", tests::free_port()))
+        .build()
+        .await
+        .expect("a lazily connecting cache");
+    let lms = Lms::new(db, cache);
+    let server = RunningServer::start(App::new(lms.clone(), Mode::Cached)).await.unwrap();
+    let mut c = client(&server);
+    for (path, html, _) in expected_pages(&lms, 3, 2, 4).await {
+        for _ in 0..3 {
+            assert_eq!(get(&mut c, &path).await.text(), html, "{path} with Redis down");
+        }
+    }
+    let report: CacheReport = get(&mut c, "/api/cache").await.json().unwrap();
+    assert!(report.degraded, "the breaker is open: {report:?}");
+    assert!(report.breaker_opened >= 1 && report.total.hits == 0, "{report:?}");
+    let page = get(&mut c, "/cache").await.text();
+    assert!(
+        page.contains(">open: Redis skipped</span>"),
+        "the page shows the open breaker"
+    );
+    let metrics = get(&mut c, "/metrics").await.text();
+    let ns = lms.cache.namespace();
+    assert!(
+        metrics.contains(&format!("lms_cache_degraded{{namespace=\"{ns}\"}} 1")),
+        "{metrics}"
+    );
 }
 
 // ------------------------------------------------------------------ metrics
