@@ -1,4 +1,5 @@
-//! Shared pieces of the examples, and the LMS application ([`lms`]).
+//! Shared pieces of the examples, the LMS application ([`lms`]), and the LMS
+//! as an axum web service ([`web`], the `lms-web` binary).
 
 pub mod lms;
 pub mod web;
