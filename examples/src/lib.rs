@@ -1,6 +1,8 @@
-//! Shared pieces of the examples, and the LMS application ([`lms`]).
+//! Shared pieces of the examples, the LMS application ([`lms`]), and the LMS
+//! as an axum web service ([`web`], the `lms-web` binary).
 
 pub mod lms;
+pub mod web;
 
 pub mod cache_log {
     //! Prints the runtime's `tracing` events in the original's shape:

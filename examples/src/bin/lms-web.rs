@@ -1,0 +1,204 @@
+//! The LMS example as an axum web service, with `/metrics` and a live cache
+//! dashboard at `/cache`; or, with `--load`, a load run against it.
+//!
+//! ```sh
+//! cargo run --release -p examples --bin lms-web                       # http://127.0.0.1:3000 (PORT=…), SQLite + in-process cache
+//! REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p examples --bin lms-web   # Redis
+//! DATABASE_URL=postgres://user:pw@127.0.0.1/db cargo run …            # Postgres (its lms_* tables are recreated)
+//! CACHE_DISABLED=1 cargo run …                                        # every page from the database (or --no-cache)
+//! CACHE_LOG=1 cargo run …                                             # every cache operation, [Cache] GET …: HIT (0.21ms)
+//! cargo run --release -p examples --bin lms-web -- --load             # load run: cache off vs in-process (vs Redis with REDIS_URL)
+//! cargo run --release -p examples --bin lms-web -- --load --url http://127.0.0.1:3000 --clients 32 --seconds 10
+//! ```
+
+use std::time::Duration;
+
+use cache_runtime::Cache;
+use examples::lms::{Db, DbKind, Lms, Mode, SeedConfig};
+use examples::web::load::{self, LoadConfig, LoadReport};
+use examples::web::{App, RunningServer, client, telemetry};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+const USAGE: &str = "\
+usage: lms-web [--no-cache]
+       lms-web --load [--clients N] [--seconds S] [--warmup S] [--url http://127.0.0.1:PORT]
+
+Serves the LMS on 127.0.0.1:$PORT (default 3000). Environment: DATABASE_URL
+(default: a generated SQLite file), REDIS_URL (default: in-process cache),
+CACHE_DISABLED=1 (pages straight from the database), CACHE_LOG=1.
+
+--load starts the service in this process and drives it with N clients
+(default 16) for S seconds (default 5) after a warm-up (default 1 s), once
+with the cache off, once with the in-process cache, and once with Redis when
+REDIS_URL is set; prints req/s and p50/p99 per page. With --url it drives a
+running server instead (loopback addresses only).";
+
+#[derive(Debug)]
+struct Args {
+    load: bool,
+    no_cache: bool,
+    url: Option<String>,
+    config: LoadConfig,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        load: false,
+        no_cache: false,
+        url: None,
+        config: LoadConfig::default(),
+    };
+    let mut it = std::env::args().skip(1);
+    let secs = |v: Option<String>, name: &str| -> Result<Duration, String> {
+        let v = v.ok_or(format!("{name} needs a value"))?;
+        let s: f64 = v.parse().map_err(|_| format!("{name}: not a number: {v}"))?;
+        if !(0.0..=600.0).contains(&s) {
+            return Err(format!("{name}: 0 to 600 seconds"));
+        }
+        Ok(Duration::from_secs_f64(s))
+    };
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--load" => args.load = true,
+            "--no-cache" => args.no_cache = true,
+            "--url" => args.url = Some(it.next().ok_or("--url needs a value")?),
+            "--clients" => {
+                let v = it.next().ok_or("--clients needs a value")?;
+                args.config.clients = v.parse().map_err(|_| format!("--clients: not a number: {v}"))?;
+                if args.config.clients == 0 || args.config.clients > load::MAX_CLIENTS {
+                    return Err(format!("--clients: 1 to {}", load::MAX_CLIENTS));
+                }
+            }
+            "--seconds" => args.config.duration = secs(it.next(), "--seconds")?,
+            "--warmup" => args.config.warmup = secs(it.next(), "--warmup")?,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("lms-web: {e}\n");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(if e.is_empty() { 0 } else { 2 });
+        }
+    };
+    telemetry::init_tracing();
+    if args.load {
+        return run_load(args).await;
+    }
+
+    let (db, seeded) = Db::from_env(SeedConfig::full()).await?;
+    let cache = Cache::builder().namespace("lms-web").from_env().build().await?;
+    // A fresh database: entries of an earlier run must not outlive it. A
+    // Redis that is down now is no reason not to start (the cache skips it
+    // until it is back, and the namespace is cleared then by the TTLs).
+    if let Err(e) = cache.invalidator().all().await {
+        eprintln!("warning: could not clear the cache namespace ({e}); serving anyway");
+    }
+    let disabled = args.no_cache || std::env::var("CACHE_DISABLED").is_ok_and(|v| v == "1" || v == "true");
+    let mode = if disabled { Mode::Uncached } else { Mode::Cached };
+    println!("LMS web service: the original's five pages, cached with #[cached]");
+    println!("  database: {}", db_name(db.kind()));
+    println!(
+        "  cache:    {}",
+        match (mode, cache.is_redis()) {
+            (Mode::Uncached, _) => "off (CACHE_DISABLED): every page from the database".to_owned(),
+            (_, true) => format!("Redis (REDIS_URL), namespace `{}`", cache.namespace()),
+            (_, false) => format!(
+                "in-process (set REDIS_URL=redis://… for Redis), namespace `{}`",
+                cache.namespace()
+            ),
+        }
+    );
+    println!(
+        "  data:     {} teachers, {} students, {} courses, {} enrollments, {} payments",
+        seeded.teachers, seeded.students, seeded.courses, seeded.enrollments, seeded.payments
+    );
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) if !p.trim().is_empty() => p.trim().parse().map_err(|_| format!("PORT: not a port: {p}"))?,
+        _ => 3000,
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let addr = listener.local_addr()?;
+    println!("  pages:    /, /student/42/dashboard, /admin/dashboard, … (JSON under /api); /cache; /metrics");
+    println!("listening on http://{addr}  (Ctrl-C stops)");
+    let app = App::new(Lms::new(db, cache), mode);
+    examples::web::serve(listener, app, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+fn db_name(kind: DbKind) -> &'static str {
+    match kind {
+        DbKind::Sqlite if std::env::var("DATABASE_URL").is_ok_and(|u| !u.trim().is_empty()) => "SQLite (DATABASE_URL)",
+        DbKind::Sqlite => "SQLite (temporary file; set DATABASE_URL=postgres://… for Postgres)",
+        DbKind::Postgres => "Postgres (DATABASE_URL)",
+    }
+}
+
+async fn run_load(args: Args) -> Result<(), BoxError> {
+    let c = args.config.bounded();
+    println!(
+        "load: {} clients, {:.1?} measured per run after {:.1?} of warm-up, pages over students 1..={} and teachers 1..={}",
+        c.clients, c.duration, c.warmup, c.students, c.teachers
+    );
+    if let Some(url) = &args.url {
+        let addr = client::loopback_addr(url)?;
+        let report = load::drive(addr, url, c).await?;
+        load::print_report(&report);
+        return Ok(());
+    }
+
+    let (db, seeded) = Db::from_env(SeedConfig::full()).await?;
+    println!(
+        "  database: {}, {} students, {} courses, {} enrollments; service in this process on 127.0.0.1 (client and server share the cores)",
+        db_name(db.kind()),
+        seeded.students,
+        seeded.courses,
+        seeded.enrollments
+    );
+    let mut runs: Vec<(&str, Mode, Cache)> = vec![
+        ("cache off", Mode::Uncached, Cache::memory()),
+        (
+            "in-process",
+            Mode::Cached,
+            Cache::builder().namespace("lms-web-load").memory().build().await?,
+        ),
+    ];
+    if let Ok(url) = std::env::var("REDIS_URL")
+        && !url.trim().is_empty()
+    {
+        let cache = Cache::builder()
+            .namespace("lms-web-load")
+            .redis(url.trim())
+            .build()
+            .await?;
+        if let Err(e) = cache.invalidator().all().await {
+            eprintln!("warning: could not clear the Redis namespace ({e}); the Redis run may start warm");
+        }
+        runs.push(("Redis", Mode::Cached, cache));
+    }
+    let mut reports: Vec<LoadReport> = Vec::new();
+    for (label, mode, cache) in runs {
+        println!();
+        let server = RunningServer::start(App::new(Lms::new(db.clone(), cache), mode)).await?;
+        let report = load::drive(server.addr, label, c).await?;
+        server.stop().await?;
+        load::print_report(&report);
+        reports.push(report);
+    }
+    println!();
+    println!("{}", load::markdown_table(&reports));
+    Ok(())
+}
