@@ -4,11 +4,25 @@
 //! byte 0       magic 0xC7
 //! byte 1       format version (2)
 //! byte 2       codec id (1 = JSON, 2 = MessagePack with field names)
-//! byte 3       flags (none defined: must be 0)
+//! byte 3       flags: bit 0 = payload compressed (LZ4); other bits must be 0
 //! bytes 4..12  type fingerprint: FNV-1a of the Rust type name, little endian
 //! bytes 12..16 payload length in bytes, u32 little endian
 //! bytes 16..   payload: exactly that many bytes
 //! ```
+//!
+//! A compressed payload is the serialized value's length (u32 LE), then the
+//! serialized value as one LZ4 block (`lz4_flex` block format). Values
+//! larger than a threshold are compressed when the writer asks for it
+//! ([`Codec::encode_with`]) and only when that makes them smaller; every
+//! reader decompresses whatever the flag says, so writers with and without
+//! compression share entries. The declared length is checked against a
+//! limit before anything is allocated ([`decode_with`]), so a small value
+//! cannot inflate into gigabytes, and the block must decompress to exactly
+//! that length. `lz4_flex` rather than `zstd`: every hit pays the
+//! decompression, and LZ4 decompressed these values 2–9× faster (0.4 µs
+//! against 3.3 µs at 1 KiB, 205 µs against 365 µs at 256 KiB) for output
+//! 17–47 % larger than zstd's; it is also pure Rust (`benches/codec.rs`
+//! measures both).
 //!
 //! An entry stored with tags has a tag section in front of that:
 //!
@@ -47,6 +61,13 @@ pub(crate) const HEADER_LEN: usize = 16;
 /// Where the fingerprint and the payload length sit in the header.
 const FINGERPRINT_AT: usize = 4;
 const LENGTH_AT: usize = 12;
+/// Flag: the payload is LZ4-compressed, after its decompressed length.
+const FLAG_LZ4: u8 = 0b0000_0001;
+/// Every flag this version understands; a value with any other is a miss.
+const KNOWN_FLAGS: u8 = FLAG_LZ4;
+/// The largest decompressed payload [`decode`] accepts (what
+/// [`decode_with`] takes as a parameter).
+pub(crate) const DEFAULT_MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
 
 /// The serialization format of cached values.
 ///
@@ -90,8 +111,19 @@ impl Codec {
         }
     }
 
-    /// Encodes `value` with its header.
+    /// Encodes `value` with its header, uncompressed.
     pub(crate) fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, String> {
+        self.encode_with(value, None)
+    }
+
+    /// Encodes `value` with its header; with `compress_above: Some(n)`, a
+    /// payload larger than `n` bytes is stored LZ4-compressed when that makes
+    /// it smaller.
+    pub(crate) fn encode_with<T: Serialize + ?Sized>(
+        self,
+        value: &T,
+        compress_above: Option<usize>,
+    ) -> Result<Vec<u8>, String> {
         let mut out = Vec::with_capacity(256);
         out.push(MAGIC);
         out.push(FORMAT_VERSION);
@@ -105,12 +137,23 @@ impl Codec {
             #[cfg(feature = "msgpack")]
             Codec::MessagePack => rmp_serde::encode::write_named(&mut out, value).map_err(|e| e.to_string())?,
         }
-        let len = u32::try_from(out.len() - HEADER_LEN).map_err(|_| {
-            format!(
-                "payload of {} bytes does not fit the header's u32 length",
-                out.len() - HEADER_LEN
-            )
-        })?;
+        let raw_len = out.len() - HEADER_LEN;
+        let too_long = |n: usize| format!("payload of {n} bytes does not fit the header's u32 length");
+        if compress_above.is_some_and(|above| raw_len > above) {
+            let raw = u32::try_from(raw_len).map_err(|_| too_long(raw_len))?;
+            let bound = lz4_flex::block::get_maximum_output_size(raw_len);
+            let mut packed = vec![0; HEADER_LEN + 4 + bound];
+            packed[..HEADER_LEN].copy_from_slice(&out[..HEADER_LEN]);
+            packed[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&raw.to_le_bytes());
+            let n = lz4_flex::block::compress_into(&out[HEADER_LEN..], &mut packed[HEADER_LEN + 4..])
+                .map_err(|e| format!("compressing: {e}"))?;
+            packed.truncate(HEADER_LEN + 4 + n);
+            if packed.len() < out.len() {
+                packed[3] |= FLAG_LZ4;
+                out = packed;
+            }
+        }
+        let len = u32::try_from(out.len() - HEADER_LEN).map_err(|_| too_long(out.len() - HEADER_LEN))?;
         out[LENGTH_AT..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
         Ok(out)
     }
@@ -156,11 +199,18 @@ pub(crate) fn split_tags(bytes: &[u8]) -> Result<TagSplit<'_>, String> {
     Ok((tags, &bytes[at..]))
 }
 
-/// Decodes bytes written by [`Codec::encode`] for the same type.
+/// Decodes bytes written by [`Codec::encode`] for the same type, accepting
+/// compressed values up to [`DEFAULT_MAX_DECOMPRESSED`] bytes.
 ///
 /// A bare integer (what `INCR` leaves behind) decodes as JSON, so counters
 /// made with [`Cache::incr`](crate::Cache::incr) can be read with `get`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    decode_with(bytes, DEFAULT_MAX_DECOMPRESSED)
+}
+
+/// [`decode`], rejecting a compressed value whose payload declares more than
+/// `max_decompressed` bytes (before allocating them).
+pub(crate) fn decode_with<T: DeserializeOwned>(bytes: &[u8], max_decompressed: usize) -> Result<T, String> {
     if bytes.len() < HEADER_LEN || bytes[0] != MAGIC {
         if is_integer(bytes) {
             return serde_json::from_slice(bytes).map_err(|e| e.to_string());
@@ -171,8 +221,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         return Err(format!("unknown format version {}", bytes[1]));
     }
     let codec = Codec::from_id(bytes[2]).ok_or_else(|| format!("unknown codec id {}", bytes[2]))?;
-    if bytes[3] != 0 {
-        return Err(format!("unknown flags {:#04x}", bytes[3]));
+    let flags = bytes[3];
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(format!("unknown flags {flags:#04x}"));
     }
     if read_u64(bytes, FINGERPRINT_AT) != fingerprint::<T>() {
         return Err(format!("stored value is not a {}", std::any::type_name::<T>()));
@@ -185,11 +236,39 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
             payload.len()
         ));
     }
+    let decompressed;
+    let payload = if flags & FLAG_LZ4 != 0 {
+        decompressed = decompress(payload, max_decompressed)?;
+        &decompressed[..]
+    } else {
+        payload
+    };
     match codec {
         Codec::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
         #[cfg(feature = "msgpack")]
         Codec::MessagePack => rmp_serde::from_slice(payload).map_err(|e| e.to_string()),
     }
+}
+
+/// A compressed payload's serialized bytes: exactly as many as it declares,
+/// and no more than `max` of them.
+fn decompress(payload: &[u8], max: usize) -> Result<Vec<u8>, String> {
+    if payload.len() < 4 {
+        return Err("compressed payload without its length".into());
+    }
+    let size = read_u32(payload, 0) as usize;
+    if size > max {
+        return Err(format!(
+            "compressed value declares {size} bytes, over the limit of {max}"
+        ));
+    }
+    let mut out = vec![0; size];
+    let n = lz4_flex::block::decompress_into(&payload[4..], &mut out)
+        .map_err(|e| format!("corrupt compressed payload: {e}"))?;
+    if n != size {
+        return Err(format!("compressed payload holds {n} bytes, it declares {size}"));
+    }
+    Ok(out)
 }
 
 /// The u32 LE at `at`; the caller has checked that the header is complete.
@@ -525,6 +604,163 @@ mod tests {
             assert!(split_tags(&bytes[..n]).is_err(), "prefix {n}");
         }
         assert_eq!(split_tags(&value).unwrap().0, vec![]);
+    }
+
+    fn big() -> Vec<V1> {
+        (0..200)
+            .map(|i| V1 {
+                id: i,
+                name: format!("course number {i} of the catalogue"),
+            })
+            .collect()
+    }
+
+    fn is_compressed(bytes: &[u8]) -> bool {
+        bytes[3] & FLAG_LZ4 != 0
+    }
+
+    #[test]
+    fn compressed_values_round_trip_smaller() {
+        for c in codecs() {
+            let v = big();
+            let plain = c.encode(&v).unwrap();
+            let packed = c.encode_with(&v, Some(1024)).unwrap();
+            assert!(!is_compressed(&plain) && is_compressed(&packed), "{c:?}");
+            assert!(
+                packed.len() * 2 < plain.len(),
+                "{c:?}: {} vs {}",
+                packed.len(),
+                plain.len()
+            );
+            assert_eq!(decode::<Vec<V1>>(&packed).unwrap(), v);
+            // Tagged entries wrap compressed values like any other.
+            let tagged = with_tags(&["ns:__tag:t".to_owned()], &[4], &packed);
+            let (tags, rest) = split_tags(&tagged).unwrap();
+            assert_eq!(tags, vec![("ns:__tag:t", 4)]);
+            assert_eq!(decode::<Vec<V1>>(rest).unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn the_threshold_is_respected() {
+        for c in codecs() {
+            let v = big();
+            let payload = c.encode(&v).unwrap().len() - HEADER_LEN;
+            assert!(!is_compressed(&c.encode_with(&v, None).unwrap()));
+            assert!(!is_compressed(&c.encode_with(&v, Some(payload)).unwrap()), "not larger");
+            assert!(is_compressed(&c.encode_with(&v, Some(payload - 1)).unwrap()), "larger");
+            assert!(
+                !is_compressed(&c.encode_with(&5u8, Some(0)).unwrap()),
+                "no gain on tiny values"
+            );
+            // Incompressible text (LZ4 only finds repeats) is stored as it is.
+            const CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+            let mut seed = 0x1234_5678_9abc_def0u64;
+            let noise: String = (0..4096)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    char::from(CHARS[(seed % 64) as usize])
+                })
+                .collect();
+            let bytes = c.encode_with(&noise, Some(0)).unwrap();
+            assert!(!is_compressed(&bytes), "{c:?}");
+            assert_eq!(decode::<String>(&bytes).unwrap(), noise);
+        }
+    }
+
+    /// A reader that never compresses (the plain `decode`, as every reader
+    /// uses) reads what a compressing writer stored, whatever its codec.
+    #[test]
+    fn compressed_values_are_read_without_compression_configured() {
+        for c in codecs() {
+            let v = big();
+            let stored = c.encode_with(&v, Some(0)).unwrap();
+            assert!(is_compressed(&stored));
+            assert_eq!(decode::<Vec<V1>>(&stored).unwrap(), v);
+            assert_eq!(decode_with::<Vec<V1>>(&stored, c.encode(&v).unwrap().len()).unwrap(), v);
+            assert!(decode::<Vec<String>>(&stored).is_err(), "another type stays a miss");
+        }
+    }
+
+    #[test]
+    fn corrupt_compressed_payloads_are_errors() {
+        for c in codecs() {
+            let v = big();
+            let stored = c.encode_with(&v, Some(0)).unwrap();
+            let raw = read_u32(&stored, HEADER_LEN) as usize;
+            // Every prefix and every appended byte: the header's length.
+            for n in 0..stored.len() {
+                assert!(decode::<Vec<V1>>(&stored[..n]).is_err(), "{c:?} prefix {n}");
+            }
+            // The same cuts with the header's length made to agree: the
+            // block ends early.
+            for n in HEADER_LEN..stored.len() {
+                let mut cut = stored[..n].to_vec();
+                let len = (n - HEADER_LEN) as u32;
+                cut[LENGTH_AT..HEADER_LEN].copy_from_slice(&len.to_le_bytes());
+                assert!(decode::<Vec<V1>>(&cut).is_err(), "{c:?} consistent cut at {n}");
+            }
+            // A declared size that is not the block's.
+            for size in [0, 1, raw - 1, raw + 1, raw * 2] {
+                let mut lying = stored.clone();
+                lying[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&(size as u32).to_le_bytes());
+                assert!(decode::<Vec<V1>>(&lying).is_err(), "{c:?} declared {size} for {raw}");
+            }
+            // A block of garbage, of zeros, of 0xFF.
+            let block_len = stored.len() - HEADER_LEN - 4;
+            let mut seed = 0xdead_beef_u64;
+            for fill in [None, Some(0u8), Some(0xFF)] {
+                let mut bad = stored.clone();
+                for b in &mut bad[HEADER_LEN + 4..] {
+                    *b = fill.unwrap_or_else(|| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        seed as u8
+                    });
+                }
+                assert!(decode::<Vec<V1>>(&bad).is_err(), "{c:?} block {fill:?} × {block_len}");
+            }
+            // Every single-byte change: an error or, where it only changed a
+            // literal, some value; never a panic.
+            for at in HEADER_LEN..stored.len() {
+                for x in [0x01u8, 0x80, 0xFF] {
+                    let mut b = stored.clone();
+                    b[at] ^= x;
+                    let _ = decode::<Vec<V1>>(&b);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decompression_is_bounded() {
+        // 1 MiB of zeros compresses to about 4 KiB.
+        let zeros = vec![0u8; 1 << 20];
+        let stored = Codec::Json.encode_with(&zeros, Some(0)).unwrap();
+        assert!(is_compressed(&stored) && stored.len() < 16 * 1024, "{}", stored.len());
+        let Err(err) = decode_with::<Vec<u8>>(&stored, 64 * 1024) else {
+            panic!("1 MiB decoded under a 64 KiB limit");
+        };
+        assert!(err.contains("over the limit"), "{err}");
+        let raw = read_u32(&stored, HEADER_LEN) as usize;
+        assert!(decode_with::<Vec<u8>>(&stored, raw).is_ok_and(|v| v == zeros));
+        assert!(decode_with::<Vec<u8>>(&stored, raw - 1).is_err());
+
+        // A header that declares 4 GiB is refused before anything is
+        // allocated, whatever follows it.
+        let mut bomb = stored.clone();
+        bomb[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let Err(err) = decode::<Vec<u8>>(&bomb) else {
+            panic!("a value declaring 4 GiB decoded");
+        };
+        assert!(err.contains("over the limit"), "{err}");
+        // Within the limit but more than the block holds: an error.
+        let mut short = stored;
+        short[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&((2 << 20) as u32).to_le_bytes());
+        assert!(decode::<Vec<u8>>(&short).is_err());
     }
 
     #[test]
