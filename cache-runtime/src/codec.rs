@@ -112,6 +112,7 @@ impl Codec {
     }
 
     /// Encodes `value` with its header, uncompressed.
+    #[cfg(test)]
     pub(crate) fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, String> {
         self.encode_with(value, None)
     }

@@ -75,6 +75,7 @@ pub struct CacheBuilder {
     memory_capacity: u64,
     scan_batch: usize,
     lease_ttl: Duration,
+    compress_above: Option<usize>,
 }
 
 impl Default for CacheBuilder {
@@ -91,9 +92,13 @@ impl Default for CacheBuilder {
             memory_capacity: 128 * 1024 * 1024,
             scan_batch: 500,
             lease_ttl: Duration::from_secs(30),
+            compress_above: Some(DEFAULT_COMPRESS_ABOVE),
         }
     }
 }
+
+/// Values whose payload is larger than this are compressed by default.
+const DEFAULT_COMPRESS_ABOVE: usize = 16 * 1024;
 
 /// Longest `operation_timeout`.
 const MAX_OP_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -261,6 +266,16 @@ impl CacheBuilder {
         self
     }
 
+    /// Compress values whose serialized payload is larger than `bytes` with
+    /// LZ4 (default 16 KiB; `None` turns it off). Only done when it makes the
+    /// value smaller; the value header records it, so every reader, with
+    /// compression on or off, reads compressed values. The size limit
+    /// (`max_value_bytes`) applies to the stored, compressed bytes.
+    pub fn compress_above(mut self, bytes: Option<usize>) -> Self {
+        self.compress_above = bytes;
+        self
+    }
+
     /// `SCAN ... COUNT n` batch size of pattern deletion (default 500).
     pub fn scan_batch(mut self, n: usize) -> Self {
         self.scan_batch = n;
@@ -327,6 +342,7 @@ impl CacheBuilder {
                 max_value_bytes: self.max_value_bytes,
                 lease_ttl: self.lease_ttl,
                 scan_batch: self.scan_batch,
+                compress_above: self.compress_above,
                 breakers: (0..store.shards())
                     .map(|_| Breaker::new(self.breaker_threshold, self.breaker_cooldown))
                     .collect(),

@@ -52,6 +52,7 @@ pub(crate) struct Inner {
     max_value_bytes: usize,
     lease_ttl: Duration,
     pub(crate) scan_batch: usize,
+    compress_above: Option<usize>,
     /// One per failure domain of the store (see `Store::shards`).
     breakers: Vec<Breaker>,
     pub(crate) flights: Flights,
@@ -133,10 +134,13 @@ impl Cache {
     }
 
     fn encode_any_size<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Vec<u8>, CacheError> {
-        self.inner.codec.encode(value).map_err(|reason| CacheError::Encode {
-            key: key.to_owned(),
-            reason,
-        })
+        let codec = self.inner.codec;
+        codec
+            .encode_with(value, self.inner.compress_above)
+            .map_err(|reason| CacheError::Encode {
+                key: key.to_owned(),
+                reason,
+            })
     }
 
     fn check_size(&self, key: &str, bytes: &[u8]) -> Result<(), CacheError> {
