@@ -45,6 +45,9 @@ impl Invalidator {
         let names: Vec<String> = keys.into_iter().map(|k| k.as_ref().to_owned()).collect();
         let label = names.join(" ");
         let r = self.cache.drop_keys(&label, &names).await;
+        if r.is_ok() {
+            crate::metrics::invalidation("key");
+        }
         trace_op("DEL", &label, outcome(&r), start);
         r
     }
@@ -67,6 +70,9 @@ impl Invalidator {
         let names: Vec<String> = tags.into_iter().map(|t| t.as_ref().to_owned()).collect();
         let label = names.iter().map(|t| format!("tag:{t}")).collect::<Vec<_>>().join(" ");
         let r = self.cache.drop_tags(&label, &names).await;
+        if r.is_ok() {
+            crate::metrics::invalidation("tag");
+        }
         trace_op("INVALIDATE", &label, outcome(&r), start);
         r.map(|()| names.len() as u64)
     }
@@ -76,6 +82,9 @@ impl Invalidator {
     pub async fn pattern(&self, glob: &str) -> Result<u64, CacheError> {
         let start = Instant::now();
         let r = self.cache.drop_pattern(glob).await;
+        if r.is_ok() {
+            crate::metrics::invalidation("pattern");
+        }
         trace_op("DEL_PATTERN", glob, outcome(&r), start);
         r
     }
@@ -85,6 +94,9 @@ impl Invalidator {
     pub async fn all(&self) -> Result<u64, CacheError> {
         let start = Instant::now();
         let r = self.cache.drop_all().await;
+        if r.is_ok() {
+            crate::metrics::invalidation("all");
+        }
         trace_op("CLEAR", self.cache.namespace(), outcome(&r), start);
         r
     }

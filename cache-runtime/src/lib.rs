@@ -96,6 +96,7 @@ mod glob;
 mod global;
 mod invalidate;
 pub mod keys;
+mod metrics;
 mod policy;
 mod redact;
 mod stats;

@@ -47,6 +47,8 @@ impl Counters {
 pub(crate) struct Scope<'a> {
     pub(crate) total: &'a Counters,
     pub(crate) function: Option<Arc<Counters>>,
+    /// The function's name, for metrics labels.
+    pub(crate) name: Option<&'static str>,
 }
 
 impl Scope<'_> {
@@ -104,6 +106,7 @@ impl StatsInner {
         Scope {
             total: &self.total,
             function,
+            name,
         }
     }
 

@@ -155,7 +155,10 @@ impl Cache {
         let policy = policy.into();
         let mut fill = Fill::new(self, key, &policy);
         fill.scope.add(|c| &c.loads);
-        let value = loader().await.inspect_err(|_| fill.scope.add(|c| &c.load_errors))?;
+        let start = Instant::now();
+        let result = loader().await;
+        crate::metrics::load(fill.scope.name, result.is_ok(), start.elapsed());
+        let value = result.inspect_err(|_| fill.scope.add(|c| &c.load_errors))?;
         let bytes = match self.encode(key, &value) {
             Ok(b) => b,
             Err(e) => {
@@ -188,6 +191,7 @@ impl Cache {
             let miss = match fill.read::<T>().await {
                 Ok(v) => {
                     fill.scope.add(|c| &c.hits);
+                    crate::metrics::request(fill.scope.name, "hit");
                     trace_op("GET", key, "hit", start);
                     return Ok(v);
                 }
@@ -195,6 +199,7 @@ impl Cache {
             };
             if round == 0 {
                 fill.scope.add(|c| &c.misses);
+                crate::metrics::request(fill.scope.name, miss.label());
                 trace_op("GET", key, miss.label(), start);
             }
             round += 1;
@@ -350,7 +355,10 @@ impl<'c> Fill<'c> {
         Fut: Future<Output = Result<T, E>>,
     {
         self.scope.add(|c| &c.loads);
-        loader().await.inspect_err(|_| self.scope.add(|c| &c.load_errors))
+        let start = Instant::now();
+        let r = loader().await;
+        crate::metrics::load(self.scope.name, r.is_ok(), start.elapsed());
+        r.inspect_err(|_| self.scope.add(|c| &c.load_errors))
     }
 
     /// Leads the flight: read-or-lease, then load (or wait for the process
@@ -474,6 +482,7 @@ impl<'c> Fill<'c> {
         let load_start = Instant::now();
         let result = loader().await;
         self.scope.observe_load(load_start.elapsed());
+        crate::metrics::load(self.scope.name, result.is_ok(), load_start.elapsed());
         let value = match result {
             Ok(v) => v,
             Err(e) => {

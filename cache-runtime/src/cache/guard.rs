@@ -63,6 +63,9 @@ impl Cache {
         }
         let start = Instant::now();
         let r = self.guarded(key, fut, Some(budget.left)).await;
+        if let Err(e) = &r {
+            crate::metrics::backend_error(error_kind(e));
+        }
         budget.left = match &r {
             Err(CacheError::Timeout { .. }) => Duration::ZERO,
             _ => budget.left.saturating_sub(start.elapsed()),
@@ -156,6 +159,10 @@ impl Cache {
     fn breaker_change(&self, change: Change) {
         use std::sync::atomic::Ordering::Relaxed;
         let ns = self.namespace();
+        if change != Change::None {
+            let open = self.inner.breakers.iter().filter(|b| b.is_open()).count();
+            crate::metrics::breakers_open(ns, open);
+        }
         match change {
             Change::None => {}
             Change::Opened => {
@@ -175,11 +182,27 @@ impl Cache {
 /// One `debug` event per operation: key, outcome and elapsed time, never the
 /// value.
 pub(crate) fn trace_op(op: &'static str, key: &str, outcome: &'static str, start: Instant) {
+    let took = start.elapsed();
+    crate::metrics::operation(op, took);
     tracing::debug!(
         target: "cache_runtime",
         op,
         key,
         outcome,
-        elapsed_us = start.elapsed().as_micros() as u64,
+        elapsed_us = took.as_micros() as u64,
     );
+}
+
+/// The metrics label of an error.
+pub(crate) fn error_kind(e: &CacheError) -> &'static str {
+    match e {
+        CacheError::Timeout { .. } => "timeout",
+        CacheError::Unavailable { .. } => "unavailable",
+        CacheError::Backend { .. } => "backend",
+        CacheError::Decode { .. } => "decode",
+        CacheError::Encode { .. } => "encode",
+        CacheError::TooLarge { .. } => "too_large",
+        CacheError::NotAnInteger { .. } => "not_an_integer",
+        _ => "other",
+    }
 }
