@@ -36,6 +36,15 @@
 //!   `("x", "y-z")` gives `pair:x-y%2Dz`. The set is computed at compile
 //!   time; `<name>_key` gives the exact key.
 //!
+//! # Optional and borrowed parameters
+//!
+//! A parameter of type `Option<T>`, `&T`, `Box<T>`, `Arc<T>` or `Rc<T>`
+//! (nested or not) interpolates wherever `T` does, in keys, tags,
+//! invalidated keys and default keys: `Some(v)` is written as `v`, `None`
+//! as `%none`, which no escaped value can spell (`cache_runtime::keys::NONE`),
+//! and `Some(v)` of an `Option<Option<T>>` as `%some` then `v`. A field
+//! placeholder (`{p.viewer}`) is interpolated with `Display` as written.
+//!
 //! # `#[async_trait]`
 //!
 //! `#[cached]` works on the methods of an `#[async_trait]` impl, written in
