@@ -40,7 +40,26 @@ enum BodyTakes {
     Nothing,
 }
 
+/// The function and, when it has a visibility, its companions.
 pub(crate) fn expand(func: &ItemFn, m: &Model) -> TokenStream {
+    with_ctx(func, m, |cx| {
+        let main = cx.main_fn();
+        let companions = if m.shape.companions {
+            cx.companions()
+        } else {
+            TokenStream::new()
+        };
+        quote!(#main #companions)
+    })
+}
+
+/// Only the companions of `func` (for a trait-impl method, whose companions
+/// go to an inherent impl: see [`crate::impl_block`]).
+pub(crate) fn companions(func: &ItemFn, m: &Model) -> TokenStream {
+    with_ctx(func, m, |cx| cx.companions())
+}
+
+fn with_ctx(func: &ItemFn, m: &Model, f: impl FnOnce(&Ctx<'_>) -> TokenStream) -> TokenStream {
     // `pub(self)` asks for companions; it means private, so emit it as such.
     let owned;
     let mut func = func;
@@ -60,13 +79,7 @@ pub(crate) fn expand(func: &ItemFn, m: &Model) -> TokenStream {
         s: &m.shape,
         name: &func.sig.ident,
     };
-    let main = cx.main_fn();
-    let companions = if m.shape.companions {
-        cx.companions()
-    } else {
-        TokenStream::new()
-    };
-    quote!(#main #companions)
+    f(&cx)
 }
 
 fn ttl_tokens(t: &TtlArg) -> TokenStream {

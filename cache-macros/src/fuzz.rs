@@ -103,6 +103,8 @@ const ITEMS: &[&str] = &[
     "fn sync(id: i64) -> u32 { 1 }",
     "async fn d((a, b): (u8, u8)) -> u8 { a }",
     "struct S;",
+    "impl T for S { #[cached(key = \"k:{id}\", cache = self.c)] async fn f(&self, id: i64) -> u32 { 1 } #[cached(key = \"{id}{x}\")] async fn g(id: i64, x: u8) -> u8 { x } }",
+    "impl S { #[cached] pub async fn f(&self) -> u32 { 1 } }",
 ];
 
 struct Rng(u64);

@@ -36,6 +36,15 @@
 //!   `("x", "y-z")` gives `pair:x-y%2Dz`. The set is computed at compile
 //!   time; `<name>_key` gives the exact key.
 //!
+//! # Optional and borrowed parameters
+//!
+//! A parameter of type `Option<T>`, `&T`, `Box<T>`, `Arc<T>` or `Rc<T>`
+//! (nested or not) interpolates wherever `T` does, in keys, tags,
+//! invalidated keys and default keys: `Some(v)` is written as `v`, `None`
+//! as `%none`, which no escaped value can spell (`cache_runtime::keys::NONE`),
+//! and `Some(v)` of an `Option<Option<T>>` as `%some` then `v`. A field
+//! placeholder (`{p.viewer}`) is interpolated with `Display` as written.
+//!
 //! # `#[async_trait]`
 //!
 //! `#[cached]` works on the methods of an `#[async_trait]` impl, written in
@@ -46,24 +55,25 @@
 //! shape, caches the body inside the `async move` block as it would an
 //! `async fn` returning `R`, and boxes the result again. A function that
 //! returns a boxed future written by hand is an error: write it as
-//! `async fn`. Trait-impl methods (native or `#[async_trait]`) have no
-//! visibility, so they get no companions; use `Cache::invalidator()` with
-//! the key, or give the type an inherent `pub async fn` with `#[cached]` and
-//! call it from the trait method.
+//! `async fn`. For companions, see below (`#[cached(pub)]` on the impl).
 //!
 //! # Companions
 //!
 //! A function declared with an explicit visibility gets `<name>_key`,
 //! `<name>_uncached`, `<name>_refresh` and `<name>_invalidate` beside it, with
-//! the same visibility. Trait-impl methods cannot have extra methods (and
-//! cannot have a visibility), so they get none. A private function that wants
-//! its companions is declared `pub(self)`.
+//! the same visibility. A private function that wants its companions is
+//! declared `pub(self)`. Trait-impl methods cannot have extra methods (and
+//! cannot have a visibility): put `#[cached(pub)]` (or `#[cached]` for
+//! private ones, `#[cached(pub(crate))]`, …) on the trait impl block (with
+//! `#[async_trait]`, in either order), and the companions of its `#[cached]`
+//! methods go to an inherent impl of the type.
 
 mod args;
 mod ctxt;
 mod expand;
 #[cfg(test)]
 mod fuzz;
+mod impl_block;
 mod template;
 mod uses;
 mod validate;
@@ -81,13 +91,18 @@ pub fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// the errors, so the user sees the misuse and not a cascade of follow-ons.
 fn pipeline(attr: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
     let mut errors = ctxt::Errors::default();
+    if let Ok(block) = syn::parse2::<syn::ItemImpl>(item.clone()) {
+        let out = impl_block::expand(attr, block, &mut errors);
+        let err = errors.finish().err().map(|e| e.to_compile_error());
+        return quote::quote!(#out #err);
+    }
     let args = args::parse(attr, &mut errors);
     let func: syn::ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(_) => {
             errors.spanned(
                 first_tokens(&item),
-                "#[cached] applies to an `async fn` with a body: a free function, an inherent method (`&self`, `&mut self`, `self: Arc<Self>`) or a trait-impl method",
+                "#[cached] applies to an `async fn` with a body: a free function, an inherent method (`&self`, `&mut self`, `self: Arc<Self>`) or a trait-impl method; on a trait impl block, `#[cached(pub)]` gives its methods companions",
             );
             return with_errors(item, errors);
         }

@@ -165,7 +165,10 @@ fn parse_path(inner: &str) -> Result<Placeholder, String> {
 /// escaped, with the separators `also`. With the parameter's declared type
 /// `ty`, the call names it (`push_part::<T>`, spanned on `T`): every use of
 /// a parameter whose type is not `Display`, in the function and in each
-/// companion, is then one identical error on the type, reported once.
+/// companion, is then one identical error on the type, reported once. A
+/// parameter of type `Option<T>` (behind `&`, `Box`, `Arc`, `Rc` or not)
+/// renders `Some(v)` as `v` and `None` as `%none`, which no escaped value
+/// can spell; see [`push_typed`].
 pub(crate) fn push_value(
     out: &syn::Ident,
     value: TokenStream,
@@ -174,12 +177,78 @@ pub(crate) fn push_value(
     span: Span,
 ) -> TokenStream {
     match ty.filter(|t| !mentions_impl_trait(t)) {
-        Some(ty) => {
-            let ty_span = syn::spanned::Spanned::span(ty);
-            let f = quote_spanned!(ty_span=> ::cache_runtime::__private::push_part::<#ty>);
-            quote_spanned!(ty_span=> #f(&mut #out, &#value, #also);)
-        }
+        Some(ty) => push_typed(out, &quote!(&#value), ty, also, 0),
         None => quote_spanned!(span=> ::cache_runtime::__private::push_part(&mut #out, &#value, #also);),
+    }
+}
+
+/// Appends `value_ref` (an expression of type `&ty`). Options are matched:
+/// `None` → `%none`; `Some(v)` → `v`, prefixed with `%some` when `v` is
+/// itself optional (`Option<Option<T>>`), so that `None`, `Some(None)` and
+/// `Some(Some(v))` stay apart.
+fn push_typed(out: &syn::Ident, value_ref: &TokenStream, ty: &syn::Type, also: &str, depth: usize) -> TokenStream {
+    let (derefs, inner) = peel(ty);
+    let Some(item) = option_item(inner) else {
+        let ty_span = syn::spanned::Spanned::span(ty);
+        let f = quote_spanned!(ty_span=> ::cache_runtime::__private::push_part::<#ty>);
+        return quote_spanned!(ty_span=> #f(&mut #out, #value_ref, #also););
+    };
+    let stars = (0..=derefs).map(|_| quote!(*));
+    let v = format_ident!("__cache_v{}", depth, span = Span::mixed_site());
+    let nested = option_item(peel(item).1).is_some();
+    let prefix = nested.then(|| quote!(::cache_runtime::__private::push_some(&mut #out);));
+    let some = push_typed(out, &quote!(#v), item, also, depth + 1);
+    quote!(
+        match ::core::option::Option::as_ref(&#(#stars)* #value_ref) {
+            ::core::option::Option::Some(#v) => {
+                #prefix
+                #some
+            }
+            ::core::option::Option::None => ::cache_runtime::__private::push_none(&mut #out),
+        }
+    )
+}
+
+/// Strips `&`, `&mut`, `Box<_>`, `Arc<_>`, `Rc<_>` and parentheses:
+/// (how many dereferences reach the inner type, the inner type).
+fn peel(ty: &syn::Type) -> (usize, &syn::Type) {
+    match ty {
+        syn::Type::Reference(r) => {
+            let (n, t) = peel(&r.elem);
+            (n + 1, t)
+        }
+        syn::Type::Paren(p) => peel(&p.elem),
+        syn::Type::Group(g) => peel(&g.elem),
+        _ => match single_arg(ty, &["Box", "Arc", "Rc"]) {
+            Some(inner) => {
+                let (n, t) = peel(inner);
+                (n + 1, t)
+            }
+            None => (0, ty),
+        },
+    }
+}
+
+/// `T` of `Option<T>`.
+fn option_item(ty: &syn::Type) -> Option<&syn::Type> {
+    single_arg(ty, &["Option"])
+}
+
+/// `T` of `Name<T>` for a path type whose last segment is one of `names`.
+fn single_arg<'t>(ty: &'t syn::Type, names: &[&str]) -> Option<&'t syn::Type> {
+    let syn::Type::Path(p) = ty else {
+        return None;
+    };
+    let seg = p.path.segments.last()?;
+    if p.qself.is_some() || !names.iter().any(|n| seg.ident == n) {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(a) = &seg.arguments else {
+        return None;
+    };
+    match a.args.iter().collect::<Vec<_>>().as_slice() {
+        [syn::GenericArgument::Type(t)] => Some(t),
+        _ => None,
     }
 }
 

@@ -76,6 +76,19 @@ pub fn push_part<T: KeyPart + ?Sized>(out: &mut String, value: &T, also: &str) {
     value.push_escaped_with_to(out, also);
 }
 
+/// Appends the rendering of `None` ([`crate::keys::NONE`]).
+#[inline]
+pub fn push_none(out: &mut String) {
+    out.push_str(crate::keys::NONE);
+}
+
+/// Appends the prefix of `Some(v)` when `v` is itself optional
+/// ([`crate::keys::SOME`]).
+#[inline]
+pub fn push_some(out: &mut String) {
+    out.push_str(crate::keys::SOME);
+}
+
 /// The key of `key = expr`: the expression's `Display` form (not escaped:
 /// key functions escape their own arguments), then `suffix` (`:v2`).
 #[inline]

@@ -98,6 +98,39 @@ pub fn push_escaped_with<T: Display + ?Sized>(out: &mut String, value: &T, also:
     let _ = write!(Escaper { out, also }, "{value}");
 }
 
+/// How `None` is written where an `Option` is interpolated into a key or
+/// tag (`#[cached(key = "feed:{viewer}")]` with `viewer: Option<UserId>`).
+/// No escaped value can spell it: in an escaped value every `%` starts an
+/// escape and is followed by two uppercase hex digits, never by `n`. So
+/// `None` and `Some(v)` (written as `v`, escaped) never meet, whatever `v`
+/// is, `"%none"` included.
+///
+/// ```
+/// use cache_runtime::keys::{NONE, push_escaped_option};
+/// let key = |viewer: Option<&str>| {
+///     let mut k = String::from("feed:");
+///     push_escaped_option(&mut k, viewer, "");
+///     k
+/// };
+/// assert_eq!(key(None), "feed:%none");
+/// assert_eq!(key(Some("ada")), "feed:ada");
+/// assert_eq!(key(Some(NONE)), "feed:%25none");
+/// ```
+pub const NONE: &str = "%none";
+
+/// The prefix of `Some(v)` when `v` is itself an `Option`
+/// (`Option<Option<T>>`), so that `None`, `Some(None)` and `Some(Some(v))`
+/// are three different keys: `%none`, `%some%none` and `%some` + `v`.
+pub const SOME: &str = "%some";
+
+/// Appends `value` escaped as [`push_escaped_with`] does, or [`NONE`].
+pub fn push_escaped_option<T: Display + ?Sized>(out: &mut String, value: Option<&T>, also: &str) {
+    match value {
+        Some(v) => push_escaped_with(out, v, also),
+        None => out.push_str(NONE),
+    }
+}
+
 /// Checks a namespace: non-empty, and free of `:`, glob metacharacters,
 /// whitespace and control characters, so that one namespace's keys and
 /// patterns can never reach another's.

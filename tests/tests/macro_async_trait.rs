@@ -3,8 +3,9 @@
 //! returning `Pin<Box<dyn Future + Send>>` with the body in
 //! `Box::pin(async move { .. })`; `#[cached]` recognises that shape and
 //! caches the body inside it. Read-through, tags, `{self.field}` keys,
-//! invalidation, called through `dyn Trait` and from `tokio::spawn`, on
-//! Redis and in memory.
+//! invalidation, called through `dyn Trait` and from `tokio::spawn`, and
+//! the companions `#[cached(pub)]` on the impl generates, on Redis and in
+//! memory.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +37,9 @@ pub struct Repo {
     runs: AtomicUsize,
 }
 
+/// `#[cached(pub)]` on the impl: the methods' companions in an inherent
+/// impl of `Repo` (above `#[async_trait]`, so it sees the `async fn`s).
+#[cached(pub)]
 #[async_trait]
 impl CourseRepo for Repo {
     #[cached(key = "t{self.tenant}:course:{id}", tags = ["courses"], cache = self.cache)]
@@ -107,10 +111,33 @@ async fn async_trait_impls(backend: Backend) {
     assert_eq!(spawned, Ok(c));
     assert_eq!(runs(), 5);
 
+    // Companions of trait-impl methods, from `#[cached(pub)]` on the impl.
+    assert_eq!(repo.course_key(1), "t3:course:1");
+    assert_eq!(Repo::title_key(-2), "title:-2");
+    assert!(Repo::count_key().ends_with("::Repo::count"), "{}", Repo::count_key());
+    assert_eq!(repo.course_uncached(5).await.map(|c| c.id), Ok(5));
+    assert_eq!(runs(), 6, "_uncached runs the body");
+    assert!(
+        !repo.cache.exists("t3:course:5").await.expect("exists"),
+        "and stores nothing"
+    );
+    assert_eq!(repo.course_refresh(5).await.map(|c| c.id), Ok(5));
+    assert_eq!(runs(), 7);
+    assert!(
+        repo.cache.exists("t3:course:5").await.expect("exists"),
+        "_refresh stores"
+    );
+    assert_eq!(repo.course_invalidate(5).await.expect("invalidate"), 1);
+    repo.rename_uncached(1, "x".into()).await.expect("rename_uncached");
+    assert!(
+        repo.cache.exists("t3:course:1").await.expect("exists"),
+        "_uncached invalidates nothing"
+    );
+
     dyn_repo.rename(1, "new".into()).await.expect("rename");
     assert!(!repo.cache.exists("t3:course:1").await.expect("exists"));
     dyn_repo.course(1).await.expect("course");
-    assert_eq!(runs(), 6, "invalidated: the body runs again");
+    assert_eq!(runs(), 8, "invalidated: the body runs again");
 }
 
 #[tokio::test]
@@ -121,4 +148,43 @@ async fn async_trait_memory() {
 #[tokio::test]
 async fn async_trait_redis() {
     async_trait_impls(Backend::Redis).await;
+}
+
+/// The other order: `#[async_trait]` runs first, and `#[cached]` on the impl
+/// sees the rewritten methods; the companions work the same.
+#[async_trait]
+pub trait Echo {
+    async fn echo(&self, n: u32) -> u32;
+}
+
+#[derive(Debug)]
+pub struct Echoer {
+    cache: Cache,
+    runs: AtomicUsize,
+}
+
+#[async_trait]
+#[cached(pub)]
+impl Echo for Echoer {
+    #[cached(key = "echo:{n}", cache = self.cache)]
+    async fn echo(&self, n: u32) -> u32 {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        n
+    }
+}
+
+#[tokio::test]
+async fn async_trait_first_then_cached_impl() {
+    let e = Echoer {
+        cache: Cache::memory(),
+        runs: AtomicUsize::new(0),
+    };
+    assert_eq!(e.echo(4).await, 4);
+    assert_eq!(e.echo(4).await, 4);
+    assert_eq!(e.runs.load(Ordering::SeqCst), 1);
+    assert_eq!(Echoer::echo_key(4), "echo:4");
+    assert_eq!(e.echo_refresh(4).await, 4);
+    assert_eq!(e.echo_uncached(4).await, 4);
+    assert_eq!(e.runs.load(Ordering::SeqCst), 3);
+    assert_eq!(e.echo_invalidate(4).await.expect("invalidate"), 1);
 }

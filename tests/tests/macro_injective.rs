@@ -175,6 +175,49 @@ fn templates_are_injective_on_random_adversarial_values() {
     }
 }
 
+#[cached(key = "opt:{a}-{b}", skip = [cache], cache = cache)]
+pub async fn optional(cache: &Cache, a: Option<&str>, b: &Option<String>) -> String {
+    format!("{a:?}{b:?}")
+}
+
+#[cached(key = "nested:{a}:{b}", skip = [cache], cache = cache)]
+pub async fn nested(cache: &Cache, a: Option<Option<&str>>, b: Box<Option<&str>>) -> String {
+    format!("{a:?}{b:?}")
+}
+
+/// `None`, `Some(v)` and nested options never meet, whatever `v` is (the
+/// renderings of `None` spelled out included) (issue 15 item 1).
+#[test]
+fn options_are_injective() {
+    let mut values: Vec<String> = short_strings();
+    values.extend(["%none", "%some", "%some%none", "%25none"].map(String::from));
+    let options: Vec<Option<String>> = std::iter::once(None).chain(values.iter().cloned().map(Some)).collect();
+    let mut seen = HashMap::new();
+    for a in &options {
+        for b in &options {
+            let key = optional_key(a.as_deref(), b);
+            record(&mut seen, "opt:{a}-{b}", key, (a.clone(), b.clone()));
+        }
+    }
+    assert_eq!(optional_key(None, &None), "opt:%none-%none");
+    assert_eq!(optional_key(Some("x-y"), &Some("%none".into())), "opt:x%2Dy-%25none");
+
+    let nested_values: Vec<Option<Option<&str>>> = std::iter::once(None)
+        .chain(std::iter::once(Some(None)))
+        .chain(values.iter().map(|v| Some(Some(v.as_str()))))
+        .collect();
+    let mut seen = HashMap::new();
+    for a in &nested_values {
+        for b in options.iter().take(40) {
+            let key = nested_key(*a, Box::new(b.as_deref()));
+            record(&mut seen, "nested:{a}:{b}", key, (*a, b.clone()));
+        }
+    }
+    assert_eq!(nested_key(None, Box::new(None)), "nested:%none:%none");
+    assert_eq!(nested_key(Some(None), Box::new(Some("1"))), "nested:%some%none:1");
+    assert_eq!(nested_key(Some(Some("")), Box::new(Some(""))), "nested:%some:");
+}
+
 static LOADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Tagged with a two-placeholder tag template.

@@ -91,6 +91,8 @@ trait CourseSource {
     async fn title(&self, id: i64) -> Option<String>;
 }
 
+/// Companions of native trait-impl methods: `#[cached(pub(crate))]` on the impl.
+#[cached(pub(crate))]
 impl CourseSource for Repo {
     #[cached(key = "title:{id}", cache = self.cache)]
     async fn title(&self, id: i64) -> Option<String> {
@@ -119,11 +121,15 @@ async fn shapes(backend: Backend) {
     assert_eq!(repo.title(-3).await, None);
     assert_eq!(repo.title(-3).await, None);
     assert_eq!(repo.calls(), 8, "None is not cached by default");
+    assert_eq!(Repo::title_key(3), "title:3");
+    assert_eq!(repo.title_invalidate(3).await.expect("invalidate"), 1);
+    assert_eq!(repo.title(3).await.as_deref(), Some("title 3"));
+    assert_eq!(repo.calls(), 9, "invalidated through the companion");
 
     let repo = Arc::new(repo);
     assert_eq!(repo.clone().arc_method(4).await, 8);
     assert_eq!(repo.clone().arc_method(4).await, 8);
-    assert_eq!(repo.calls(), 9);
+    assert_eq!(repo.calls(), 10);
 
     let mut c = Counter {
         cache: repo.cache.clone(),
