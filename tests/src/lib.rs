@@ -1,10 +1,14 @@
 //! Test support: the `redis-server` harness, a server shared per test
 //! binary, and backend-parametrised cache constructors.
 
+pub mod cluster;
 pub mod fleet;
 mod harness;
+pub mod sentinel;
 
+pub use cluster::{RedisCluster, key_slot, shared_cluster};
 pub use harness::{RedisServer, free_port};
+pub use sentinel::{SentinelSetup, shared_sentinel};
 
 use std::sync::OnceLock;
 
