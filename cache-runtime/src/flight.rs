@@ -74,8 +74,10 @@ impl Flights {
         if let Some(f) = map.get(key) {
             // A flight whose leader is gone (sender dropped) is stale; the
             // leader's guard removes it, but be robust to the window. A
-            // flight that started before an invalidation is not joined.
-            if f.epoch == epoch && f.rx.has_changed().is_ok() {
+            // flight that started before an invalidation is not joined, nor
+            // one whose outcome is already out (a late joiner could not take
+            // it, and would only spin until the leader's guard drops).
+            if f.epoch == epoch && f.rx.has_changed().is_ok() && matches!(*f.rx.borrow(), Outcome::Pending) {
                 let seq = f.joined.fetch_add(1, Ordering::SeqCst) + 1;
                 return Role::Waiter(Waiter { rx: f.rx.clone(), seq });
             }
@@ -210,8 +212,18 @@ mod tests {
         leader.publish(value(seal));
         assert_eq!(&*wait(early).await.unwrap(), b"v");
         assert!(wait(late).await.is_none(), "joined after the seal: must re-read");
-        let Role::Waiter(all) = f.join("k") else { panic!() };
+        let Role::Leader(_next) = f.join("k") else {
+            panic!("a flight whose outcome is out is not joined")
+        };
+    }
+
+    #[tokio::test]
+    async fn every_waiter_takes_a_value_for_all() {
+        let f = Flights::default();
+        let Role::Leader(leader) = f.join("k") else { panic!() };
+        let Role::Waiter(a) = f.join("k") else { panic!() };
+        let Role::Waiter(b) = f.join("k") else { panic!() };
         leader.publish(value(ALL));
-        assert!(wait(all).await.is_some());
+        assert!(wait(a).await.is_some() && wait(b).await.is_some());
     }
 }

@@ -63,7 +63,11 @@ fn crc16(data: &[u8]) -> u16 {
     for &b in data {
         crc ^= u16::from(b) << 8;
         for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
         }
     }
     crc
@@ -495,10 +499,15 @@ impl RedisCluster {
                 .map(|&(a, b)| u32::from(b - a) + 1)
                 .sum();
             if covered != u32::from(SLOTS) {
-                return Err(format!("node {port} sees {covered} of {SLOTS} slots served: {shards:?}"));
+                return Err(format!(
+                    "node {port} sees {covered} of {SLOTS} slots served: {shards:?}"
+                ));
             }
             if let Some(s) = shards.iter().find(|s| !up.contains(&s.primary)) {
-                return Err(format!("node {port}: slots {:?} served by node {} which is down", s.slots, s.primary));
+                return Err(format!(
+                    "node {port}: slots {:?} served by node {} which is down",
+                    s.slots, s.primary
+                ));
             }
             // Compare the slot maps only: replica lists may lag a little.
             let map: Vec<(u16, Vec<(u16, u16)>)> = shards.iter().map(|s| (s.primary, s.slots.clone())).collect();
@@ -586,7 +595,10 @@ impl RedisCluster {
                     .and_then(|v| v.parse().ok())
                     .ok_or("no slave_repl_offset")?;
                 if applied < written {
-                    return Err(format!("replica {r} at {applied}, primary {} at {written}", shard.primary));
+                    return Err(format!(
+                        "replica {r} at {applied}, primary {} at {written}",
+                        shard.primary
+                    ));
                 }
             }
         }

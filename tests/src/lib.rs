@@ -33,13 +33,24 @@ pub enum Backend {
     Memory,
     /// The shared real `redis-server`.
     Redis,
+    /// The shared Redis Cluster of this test binary (6 nodes).
+    Cluster,
+}
+
+/// Every backend, for tests that loop over them.
+pub const BACKENDS: [Backend; 3] = [Backend::Memory, Backend::Redis, Backend::Cluster];
+
+/// `builder` pointed at `backend`'s storage (the shared servers).
+pub fn on(backend: Backend, builder: cache_runtime::CacheBuilder) -> cache_runtime::CacheBuilder {
+    match backend {
+        Backend::Memory => builder.memory(),
+        Backend::Redis => builder.redis(&shared_redis().url()),
+        Backend::Cluster => builder.redis_cluster(shared_cluster().seed_urls()),
+    }
 }
 
 /// A cache on `backend` with a fresh namespace.
 pub async fn cache_for(backend: Backend) -> cache_runtime::Cache {
     let b = cache_runtime::Cache::builder().namespace(&unique_namespace("t"));
-    match backend {
-        Backend::Memory => b.memory().build().await.expect("memory cache"),
-        Backend::Redis => b.redis(&shared_redis().url()).build().await.expect("redis cache"),
-    }
+    on(backend, b).build().await.expect("cache")
 }

@@ -227,7 +227,9 @@ impl SentinelSetup {
         // start them once the replica is attached.
         wait_for(Duration::from_secs(10), "the replica to attach", || {
             let link = info(rp, "replication")?.get("master_link_status").cloned();
-            (link.as_deref() == Some("up")).then_some(()).ok_or(format!("link {link:?}"))
+            (link.as_deref() == Some("up"))
+                .then_some(())
+                .ok_or(format!("link {link:?}"))
         });
         let sentinels: Vec<SentinelProcess> = (0..3)
             .map(|_| SentinelProcess::start(pp, &master_name, b.down_after, b.failover_timeout))
@@ -267,7 +269,11 @@ impl SentinelSetup {
     /// Not a URL redis-rs 1.8.1 parses (see the module docs): it is the
     /// toolkit's to split into [`SentinelSetup::sentinel_urls`] and the name.
     pub fn sentinel_url(&self) -> String {
-        format!("redis+sentinel://{}/{}", self.sentinel_addrs().join(","), self.master_name)
+        format!(
+            "redis+sentinel://{}/{}",
+            self.sentinel_addrs().join(","),
+            self.master_name
+        )
     }
 
     /// `127.0.0.1:port` of each sentinel.
@@ -278,7 +284,10 @@ impl SentinelSetup {
     /// `redis://127.0.0.1:port/` of each sentinel: what redis-rs's
     /// `SentinelClient::build` takes.
     pub fn sentinel_urls(&self) -> Vec<String> {
-        self.sentinel_ports().iter().map(|p| format!("redis://127.0.0.1:{p}/")).collect()
+        self.sentinel_ports()
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}/"))
+            .collect()
     }
 
     /// The sentinels' ports.
@@ -312,12 +321,15 @@ impl SentinelSetup {
     fn primary_by(&self, sentinel: u16) -> Result<u16, String> {
         let addr: Option<(String, String)> = query(
             sentinel,
-            redis::cmd("SENTINEL").arg("get-master-addr-by-name").arg(&self.master_name),
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&self.master_name),
             IO_TIMEOUT,
         )
         .map_err(|e| format!("sentinel {sentinel}: {e}"))?;
         let (_, port) = addr.ok_or_else(|| format!("sentinel {sentinel} knows no {}", self.master_name))?;
-        port.parse().map_err(|_| format!("sentinel {sentinel}: bad port {port:?}"))
+        port.parse()
+            .map_err(|_| format!("sentinel {sentinel}: bad port {port:?}"))
     }
 
     /// The role (`master`, `slave`) node `port` answers to `ROLE`.

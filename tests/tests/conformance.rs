@@ -30,19 +30,16 @@ fn course(id: i64) -> Course {
 /// server, or (for memory) one process — which keeps them apart by instance.
 async fn two_namespaces(backend: Backend) -> (Cache, Cache) {
     let (a, b) = (unique_namespace("na"), unique_namespace("nb"));
-    match backend {
-        Backend::Memory => (
-            Cache::builder().namespace(&a).build().await.unwrap(),
-            Cache::builder().namespace(&b).build().await.unwrap(),
-        ),
-        Backend::Redis => {
-            let url = shared_redis().url();
-            (
-                Cache::builder().namespace(&a).redis(&url).build().await.unwrap(),
-                Cache::builder().namespace(&b).redis(&url).build().await.unwrap(),
-            )
-        }
-    }
+    (
+        tests::on(backend, Cache::builder().namespace(&a))
+            .build()
+            .await
+            .unwrap(),
+        tests::on(backend, Cache::builder().namespace(&b))
+            .build()
+            .await
+            .unwrap(),
+    )
 }
 
 async fn set_get_del_exists(backend: Backend) {
@@ -184,13 +181,7 @@ async fn del_pattern_removes_exactly_the_matches(backend: Backend) {
 
 async fn del_pattern_walks_many_batches(backend: Backend) {
     let cache = Cache::builder().namespace(&unique_namespace("b")).scan_batch(7);
-    let cache = match backend {
-        Backend::Memory => cache.memory(),
-        Backend::Redis => cache.redis(&shared_redis().url()),
-    }
-    .build()
-    .await
-    .unwrap();
+    let cache = tests::on(backend, cache).build().await.unwrap();
     for i in 0..300 {
         cache
             .set(&format!("item:{i}"), &i, Duration::from_secs(60))
@@ -640,6 +631,9 @@ macro_rules! for_both_backends {
         }
         mod redis {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Redis).await } )*
+        }
+        mod cluster {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { super::$name(super::Backend::Cluster).await } )*
         }
     };
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cache_runtime::{Cache, CacheError, Policy};
 use tests::fleet::{SoakConfig, soak};
-use tests::{Backend, RedisServer, cache_for, shared_redis, unique_namespace};
+use tests::{RedisServer, cache_for, shared_redis, unique_namespace};
 use tokio::sync::Notify;
 
 async fn handle(url: &str, ns: &str) -> Cache {
@@ -250,7 +250,7 @@ async fn a_hung_redis_costs_one_timeout_per_call() {
 /// invalidated before must stay invalidated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_cannot_reach_bookkeeping() {
-    for backend in [Backend::Memory, Backend::Redis] {
+    for backend in tests::BACKENDS {
         let cache = cache_for(backend).await;
         let source = AtomicU64::new(1);
         let policy = Policy::ttl(Duration::from_secs(60)).tags(["courses"]);
@@ -289,7 +289,7 @@ async fn keys_cannot_reach_bookkeeping() {
 /// read before the leader stored and join after its flight ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_one_load_per_miss_in_bursts() {
-    for backend in [Backend::Memory, Backend::Redis] {
+    for backend in tests::BACKENDS {
         let cache = cache_for(backend).await;
         let loads = Arc::new(AtomicU64::new(0));
         let mut twice = 0;
@@ -350,7 +350,7 @@ async fn settings_are_checked_and_extremes_agree_across_backends() {
             other => panic!("{setting}: expected a Config error, got {other:?}"),
         }
     }
-    for backend in [Backend::Memory, Backend::Redis] {
+    for backend in tests::BACKENDS {
         let cache = cache_for(backend).await;
         cache.set("forever", &1u8, Duration::MAX).await.unwrap();
         assert_eq!(cache.get::<u8>("forever").await.unwrap(), Some(1), "{backend:?}");

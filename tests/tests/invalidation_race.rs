@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use cache_runtime::{Cache, Policy};
-use tests::{Backend, shared_redis, unique_namespace};
+use tests::{Backend, unique_namespace};
 use tokio::sync::Notify;
 
 const TTL: Duration = Duration::from_secs(60);
@@ -78,17 +78,12 @@ async fn handles(backend: Backend) -> (Cache, Cache) {
             let c = Cache::builder().namespace(&ns).memory().build().await.expect("cache");
             (c.clone(), c)
         }
-        Backend::Redis => {
-            let url = shared_redis().url();
-            let a = Cache::builder()
-                .namespace(&ns)
-                .redis(&url)
+        Backend::Redis | Backend::Cluster => {
+            let a = tests::on(backend, Cache::builder().namespace(&ns))
                 .build()
                 .await
                 .expect("cache");
-            let b = Cache::builder()
-                .namespace(&ns)
-                .redis(&url)
+            let b = tests::on(backend, Cache::builder().namespace(&ns))
                 .build()
                 .await
                 .expect("cache");
@@ -183,12 +178,14 @@ race_tests! {
     no_stale_reads_memory_tag_invalidation: Backend::Memory, Invalidation::Tag;
     no_stale_reads_redis_key_invalidation: Backend::Redis, Invalidation::Key;
     no_stale_reads_redis_tag_invalidation: Backend::Redis, Invalidation::Tag;
+    no_stale_reads_cluster_key_invalidation: Backend::Cluster, Invalidation::Key;
+    no_stale_reads_cluster_tag_invalidation: Backend::Cluster, Invalidation::Tag;
 }
 
 /// The detector works: naive get-then-set serves stale data in these rounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn naive_cache_aside_fails_the_same_rounds() {
-    for backend in [Backend::Memory, Backend::Redis] {
+    for backend in tests::BACKENDS {
         let stale = race(backend, Impl::Naive, Invalidation::Key, 100).await;
         assert!(
             stale >= 40,
@@ -268,7 +265,7 @@ async fn reads_after_an_invalidation_do_not_join_older_loads(backend: Backend, h
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_after_an_invalidation_do_not_join_older_loads_all_backends() {
-    for backend in [Backend::Memory, Backend::Redis] {
+    for backend in tests::BACKENDS {
         for how in [Invalidation::Key, Invalidation::Tag] {
             reads_after_an_invalidation_do_not_join_older_loads(backend, how).await;
         }

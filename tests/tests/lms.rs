@@ -134,6 +134,11 @@ async fn pages_equal_uncached_in_memory() {
     pages_equal_uncached(Backend::Memory).await;
 }
 
+#[tokio::test]
+async fn pages_equal_uncached_on_a_cluster() {
+    pages_equal_uncached(Backend::Cluster).await;
+}
+
 /// A student's first enrolled course, its teacher, and another teacher.
 async fn subjects(lms: &Lms, student: i64) -> (Course, i64) {
     let page = lms.student_courses_page(student, Mode::Uncached).await.unwrap();
@@ -142,9 +147,8 @@ async fn subjects(lms: &Lms, student: i64) -> (Course, i64) {
     (course, other_teacher)
 }
 
-#[tokio::test]
-async fn course_update_refreshes_the_course_and_the_catalog_only() {
-    let lms = lms(Backend::Redis).await;
+async fn course_update_refreshes_the_course_and_the_catalog_only_on(backend: Backend) {
+    let lms = lms(backend).await;
     let student = 1;
     let (course, other_teacher) = subjects(&lms, student).await;
     let teacher = course.teacher_id;
@@ -209,9 +213,8 @@ async fn course_to_enroll(lms: &Lms, student: i64, not_teacher: i64) -> CourseSu
         .expect("a course to enroll in")
 }
 
-#[tokio::test]
-async fn enrollment_refreshes_student_course_and_analytics_caches() {
-    let lms = lms(Backend::Redis).await;
+async fn enrollment_refreshes_student_course_and_analytics_caches_on(backend: Backend) {
+    let lms = lms(backend).await;
     let (student, other_student) = (5, 6);
     let other_teacher = 1;
     let target = course_to_enroll(&lms, student, other_teacher).await;
@@ -289,9 +292,8 @@ async fn enrollment_refreshes_student_course_and_analytics_caches() {
     assert_eq!(lms.db.queries(), q);
 }
 
-#[tokio::test]
-async fn completed_payment_refreshes_student_and_analytics_caches() {
-    let lms = lms(Backend::Redis).await;
+async fn completed_payment_refreshes_student_and_analytics_caches_on(backend: Backend) {
+    let lms = lms(backend).await;
     let mut found = None;
     for s in 1..=60 {
         if let Some(p) = lms.enrollments.pending_payments(s).await.unwrap().first() {
@@ -355,9 +357,8 @@ async fn completed_payment_refreshes_student_and_analytics_caches() {
     assert_eq!(loads_between(&before, &lms.cache.stats()), vec![]);
 }
 
-#[tokio::test]
-async fn warming_fills_the_expected_keys() {
-    let lms = lms(Backend::Redis).await;
+async fn warming_fills_the_expected_keys_on(backend: Backend) {
+    let lms = lms(backend).await;
     let (teachers, students, courses) = (
         [1, 2, 3, 4],
         [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
@@ -407,4 +408,44 @@ async fn warming_fills_the_expected_keys() {
     let report = warm::warm_courses(&lms, &courses, &teachers, 4, |_| {}).await;
     assert_eq!(report.succeeded, 29);
     assert_eq!(lms.db.queries(), q);
+}
+
+#[tokio::test]
+async fn course_update_refreshes_the_course_and_the_catalog_only() {
+    course_update_refreshes_the_course_and_the_catalog_only_on(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn course_update_refreshes_the_course_and_the_catalog_only_on_a_cluster() {
+    course_update_refreshes_the_course_and_the_catalog_only_on(Backend::Cluster).await;
+}
+
+#[tokio::test]
+async fn enrollment_refreshes_student_course_and_analytics_caches() {
+    enrollment_refreshes_student_course_and_analytics_caches_on(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn enrollment_refreshes_student_course_and_analytics_caches_on_a_cluster() {
+    enrollment_refreshes_student_course_and_analytics_caches_on(Backend::Cluster).await;
+}
+
+#[tokio::test]
+async fn completed_payment_refreshes_student_and_analytics_caches() {
+    completed_payment_refreshes_student_and_analytics_caches_on(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn completed_payment_refreshes_student_and_analytics_caches_on_a_cluster() {
+    completed_payment_refreshes_student_and_analytics_caches_on(Backend::Cluster).await;
+}
+
+#[tokio::test]
+async fn warming_fills_the_expected_keys() {
+    warming_fills_the_expected_keys_on(Backend::Redis).await;
+}
+
+#[tokio::test]
+async fn warming_fills_the_expected_keys_on_a_cluster() {
+    warming_fills_the_expected_keys_on(Backend::Cluster).await;
 }

@@ -440,6 +440,9 @@ macro_rules! both {
         mod redis {
             $(#[tokio::test] async fn $name() { super::$name(tests::Backend::Redis).await })*
         }
+        mod cluster {
+            $(#[tokio::test] async fn $name() { super::$name(tests::Backend::Cluster).await })*
+        }
     };
 }
 

@@ -372,3 +372,13 @@ async fn repository_memory() {
 async fn repository_redis() {
     repository(Backend::Redis).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spawned_cluster() {
+    spawned(Backend::Cluster).await;
+}
+
+#[tokio::test]
+async fn repository_cluster() {
+    repository(Backend::Cluster).await;
+}

@@ -152,3 +152,8 @@ async fn shapes_memory() {
 async fn shapes_redis() {
     shapes(Backend::Redis).await;
 }
+
+#[tokio::test]
+async fn shapes_cluster() {
+    shapes(Backend::Cluster).await;
+}
