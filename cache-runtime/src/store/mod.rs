@@ -66,6 +66,14 @@ impl StoreError {
                     || e.is_connection_dropped()
                     || e.is_timeout()
                     || e.is_unrecoverable_error()
+                    // A cluster whose node for the slot is gone or failing over.
+                    || e.is_cluster_error()
+                    || matches!(
+                        e.kind(),
+                        ::redis::ErrorKind::ClusterConnectionNotFound
+                            | ::redis::ErrorKind::Server(::redis::ServerErrorKind::MasterDown)
+                            | ::redis::ErrorKind::Server(::redis::ServerErrorKind::BusyLoading)
+                    )
             }
             StoreError::NotAnInteger => false,
         }
