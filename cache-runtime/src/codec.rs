@@ -33,6 +33,17 @@
 //! then        the value as above
 //! ```
 //!
+//! An entry stored by cache-aside has a freshness section between the tags
+//! and the value (the physical TTL in Redis can be longer than the logical
+//! one, for stale-while-revalidate and stale-if-error):
+//!
+//! ```text
+//! byte 0      0xC9
+//! bytes 1..9  logical expiry, ms since the Unix epoch, u64 LE
+//! bytes 9..13 how long the load took, µs, u32 LE (saturating)
+//! then        the value as above
+//! ```
+//!
 //! Both codecs are self-describing: fields are matched by name, so a field
 //! added, removed or reordered can never decode into the wrong field. A value
 //! whose header or fingerprint does not match the requested type is rejected
@@ -198,6 +209,39 @@ pub(crate) fn split_tags(bytes: &[u8]) -> Result<TagSplit<'_>, String> {
         at += 2 + len + 8;
     }
     Ok((tags, &bytes[at..]))
+}
+
+const FRESHNESS: u8 = 0xC9;
+
+/// When a cache-aside entry stops being fresh, and what reloading it cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Freshness {
+    /// Logical expiry, ms since the Unix epoch.
+    pub(crate) expires_at_ms: u64,
+    /// Duration of the load that produced the value, µs.
+    pub(crate) load_us: u32,
+}
+
+/// Prefixes an encoded value with its freshness section.
+pub(crate) fn with_freshness(f: Freshness, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(13 + value.len());
+    out.push(FRESHNESS);
+    out.extend_from_slice(&f.expires_at_ms.to_le_bytes());
+    out.extend_from_slice(&f.load_us.to_le_bytes());
+    out.extend_from_slice(value);
+    out
+}
+
+/// The freshness section of an entry (none for values written by `set` or
+/// write-through), and the value after it.
+pub(crate) fn split_freshness(bytes: &[u8]) -> Result<(Option<Freshness>, &[u8]), String> {
+    if bytes.first() != Some(&FRESHNESS) {
+        return Ok((None, bytes));
+    }
+    let head = bytes.get(..13).ok_or("truncated freshness section")?;
+    let expires_at_ms = u64::from_le_bytes(head[1..9].try_into().map_err(|_| "truncated freshness section")?);
+    let load_us = u32::from_le_bytes(head[9..13].try_into().map_err(|_| "truncated freshness section")?);
+    Ok((Some(Freshness { expires_at_ms, load_us }), &bytes[13..]))
 }
 
 /// Decodes bytes written by [`Codec::encode`] for the same type, accepting

@@ -17,13 +17,20 @@ use crate::Ttl;
 /// let q: Policy = Ttl::SHORT.into();
 /// assert!(q.get_tags().is_empty());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub(crate) ttl: Duration,
     pub(crate) tags: Vec<String>,
     pub(crate) negative_ttl: Option<Duration>,
     pub(crate) name: Option<&'static str>,
+    /// XFetch's β; 0 turns early refresh off.
+    pub(crate) early_refresh: f64,
+    pub(crate) stale_while_revalidate: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
 }
+
+/// The default β of probabilistic early refresh.
+pub const DEFAULT_EARLY_REFRESH: f64 = 1.0;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -39,6 +46,9 @@ impl Policy {
             tags: Vec::new(),
             negative_ttl: None,
             name: None,
+            early_refresh: DEFAULT_EARLY_REFRESH,
+            stale_while_revalidate: None,
+            stale_if_error: None,
         }
     }
 
@@ -65,6 +75,41 @@ impl Policy {
     /// counts the calls of this policy (`#[cached]` sets the function's path).
     pub fn name(mut self, name: &'static str) -> Self {
         self.name = Some(name);
+        self
+    }
+
+    /// Probabilistic early refresh (XFetch: Vattani, Chierichetti and
+    /// Lowenstein, VLDB 2015): a hit that finds its entry close to expiry
+    /// reloads it early with a probability that grows as expiry nears,
+    /// `now − load_time · β · ln(rand) ≥ expiry`, so a hot key is reloaded
+    /// by one caller before it expires instead of by a crowd after. The fill
+    /// lease makes one process reload; every other caller keeps getting the
+    /// cached value. β = 1 is the default (the paper's optimum for the
+    /// expected recomputation cost); larger refreshes earlier, 0 turns it
+    /// off. A negative or non-finite β is treated as 0.
+    ///
+    /// The caller that reloads waits for its loader (loaders may borrow
+    /// from their caller, so they cannot run in a background task).
+    pub fn early_refresh(mut self, beta: f64) -> Self {
+        self.early_refresh = if beta.is_finite() && beta > 0.0 { beta } else { 0.0 };
+        self
+    }
+
+    /// Stale-while-revalidate: for `d` after an entry expires, callers are
+    /// answered with the old value while one caller (across processes: the
+    /// one that takes the fill lease) reloads it. Never serves a value whose
+    /// key or tag was invalidated: invalidation removes the entry, or makes
+    /// it stale by tag, which no read serves.
+    pub fn stale_while_revalidate(mut self, d: Duration) -> Self {
+        self.stale_while_revalidate = Some(d);
+        self
+    }
+
+    /// Stale-if-error: when the loader fails, answer with the expired value
+    /// if it expired at most `d` ago (and was not invalidated), instead of
+    /// the error.
+    pub fn stale_if_error(mut self, d: Duration) -> Self {
+        self.stale_if_error = Some(d);
         self
     }
 

@@ -18,6 +18,8 @@ pub(crate) struct Counters {
     pub(crate) encode_errors: AtomicU64,
     pub(crate) stale_sets_prevented: AtomicU64,
     pub(crate) fill_waits: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
     /// Moving average of load durations (µs), for the fill-wait cap; not
     /// part of the snapshot.
     pub(crate) load_ewma_us: AtomicU64,
@@ -38,6 +40,8 @@ impl Counters {
             encode_errors: self.encode_errors.load(Relaxed),
             stale_sets_prevented: self.stale_sets_prevented.load(Relaxed),
             fill_waits: self.fill_waits.load(Relaxed),
+            stale_served: self.stale_served.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
         }
     }
 }
@@ -159,6 +163,12 @@ pub struct FunctionStats {
     /// Misses that waited for another process's load of the same key (its
     /// fill lease) instead of loading.
     pub fill_waits: u64,
+    /// Calls answered with an expired value: within stale-while-revalidate,
+    /// or because the loader failed within stale-if-error.
+    pub stale_served: u64,
+    /// Reloads of entries that were still served: early refresh (XFetch)
+    /// and stale-while-revalidate.
+    pub refreshes: u64,
 }
 
 impl FunctionStats {

@@ -41,6 +41,8 @@ enum Miss {
     Error,
     /// The circuit is open.
     Bypass,
+    /// Past its logical expiry (and its stale-while-revalidate window).
+    Expired,
 }
 
 impl Miss {
@@ -51,8 +53,51 @@ impl Miss {
             Miss::Undecodable => "undecodable",
             Miss::Error => "error",
             Miss::Bypass => "bypass",
+            Miss::Expired => "expired",
         }
     }
+}
+
+/// What a read can answer with.
+enum Found<T> {
+    Fresh(T),
+    /// Fresh, but this caller drew a probabilistic early refresh.
+    Early(T),
+    /// Expired less than stale-while-revalidate ago.
+    Stale(T),
+}
+
+/// A read that cannot answer: why, and an expired value that
+/// stale-if-error may serve if the loader fails.
+struct NoAnswer<T> {
+    miss: Miss,
+    fallback: Option<T>,
+}
+
+impl<T> From<Miss> for NoAnswer<T> {
+    fn from(miss: Miss) -> Self {
+        NoAnswer { miss, fallback: None }
+    }
+}
+
+/// A stored entry that decoded: the value, where its value bytes start
+/// (after tags and freshness), and its freshness section.
+struct Decoded<T> {
+    value: T,
+    at: usize,
+    freshness: Option<codec::Freshness>,
+}
+
+/// Milliseconds since the Unix epoch (the clock every process shares).
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A uniform draw in (0, 1].
+fn unit() -> f64 {
+    ((crate::ttl::random_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
 }
 
 /// Whether a stored entry may be served.
@@ -73,6 +118,10 @@ struct Fill<'c> {
     tags: Vec<String>,
     /// Longest lifetime of an entry this call may store.
     longest_ttl: Duration,
+    /// XFetch's β (0: off), stale-while-revalidate, stale-if-error.
+    beta: f64,
+    swr: Option<Duration>,
+    sie: Option<Duration>,
     scope: Scope<'c>,
     budget: Budget,
 }
@@ -187,40 +236,46 @@ impl Cache {
         let start = Instant::now();
         let mut fill = Fill::new(self, key, policy);
         let mut round = 0;
+        let mut fallback = None;
         loop {
-            let miss = match fill.read::<T>().await {
-                Ok(v) => {
-                    fill.scope.add(|c| &c.hits);
-                    crate::metrics::request(fill.scope.name, "hit");
-                    trace_op("GET", key, "hit", start);
-                    return Ok(v);
-                }
-                Err(miss) => miss,
-            };
-            if round == 0 {
-                fill.scope.add(|c| &c.misses);
-                crate::metrics::request(fill.scope.name, miss.label());
-                trace_op("GET", key, miss.label(), start);
-            }
-            round += 1;
-            if round > MAX_ROUNDS {
-                return fill.load_alone(loader).await;
-            }
-            match self.inner.flights.join(&fill.entry) {
-                Role::Waiter(w) => {
-                    fill.scope.add(|c| &c.coalesced_waits);
-                    if let Some(bytes) = flight::wait(w).await {
-                        return match codec::decode::<T>(&bytes) {
-                            Ok(v) => Ok(v),
-                            // Another type under the same key: load our own.
-                            Err(_) => fill.load_alone(loader).await,
-                        };
+            let (found, outcome) = match fill.read::<T>().await {
+                Ok(Found::Fresh(v)) => (Ok(v), "hit"),
+                Ok(Found::Early(v)) => (fill.refresh(v, "early", loader, &ttl_for).await, "early"),
+                Ok(Found::Stale(v)) => (fill.refresh(v, "stale", loader, &ttl_for).await, "stale"),
+                Err(no) => {
+                    fallback = no.fallback.or(fallback);
+                    let miss = no.miss;
+                    if round == 0 {
+                        fill.scope.add(|c| &c.misses);
+                        crate::metrics::request(fill.scope.name, miss.label());
+                        trace_op("GET", key, miss.label(), start);
                     }
-                    // The leader failed, went away, or its value is not
-                    // certified for a caller that joined this late: read again.
+                    round += 1;
+                    if round > MAX_ROUNDS {
+                        return fill.load_alone(loader, fallback).await;
+                    }
+                    match self.inner.flights.join(&fill.entry) {
+                        Role::Waiter(w) => {
+                            fill.scope.add(|c| &c.coalesced_waits);
+                            if let Some(bytes) = flight::wait(w).await {
+                                return match codec::decode::<T>(&bytes) {
+                                    Ok(v) => Ok(v),
+                                    // Another type under the same key: load our own.
+                                    Err(_) => fill.load_alone(loader, fallback).await,
+                                };
+                            }
+                            // The leader failed, went away, or its value is not
+                            // certified for a caller that joined this late: read again.
+                            continue;
+                        }
+                        Role::Leader(leader) => return fill.lead(leader, miss, loader, &ttl_for, fallback).await,
+                    }
                 }
-                Role::Leader(leader) => return fill.lead(leader, miss, loader, &ttl_for).await,
-            }
+            };
+            fill.scope.add(|c| &c.hits);
+            crate::metrics::request(fill.scope.name, outcome);
+            trace_op("GET", key, outcome, start);
+            return found;
         }
     }
 
@@ -275,7 +330,12 @@ impl<'c> Fill<'c> {
         let inner = &cache.inner;
         let entry = inner.layout.entry(key);
         let lease = Layout::lease_of(&entry);
-        let longest_ttl = crate::ttl::clamp(policy.ttl.max(policy.negative_ttl.unwrap_or_default()));
+        let longest_ttl = crate::ttl::clamp(
+            policy
+                .ttl
+                .max(policy.negative_ttl.unwrap_or_default())
+                .saturating_add(Self::grace(policy.stale_while_revalidate, policy.stale_if_error)),
+        );
         Fill {
             cache,
             key,
@@ -283,9 +343,17 @@ impl<'c> Fill<'c> {
             entry,
             tags: policy.tags.iter().map(|t| inner.layout.tag(t)).collect(),
             longest_ttl,
+            beta: policy.early_refresh,
+            swr: policy.stale_while_revalidate,
+            sie: policy.stale_if_error,
             scope: inner.stats.scope(policy.name),
             budget: Budget::new(inner.op_timeout),
         }
+    }
+
+    /// How long an entry outlives its logical expiry in the store.
+    fn grace(swr: Option<Duration>, sie: Option<Duration>) -> Duration {
+        swr.unwrap_or_default().max(sie.unwrap_or_default())
     }
 
     /// Tag versions must outlive every entry stored under them.
@@ -306,35 +374,73 @@ impl<'c> Fill<'c> {
         Miss::Error
     }
 
-    /// Reads and decodes the entry, checking its tags. Every failure is a
-    /// miss.
-    async fn read<T: DeserializeOwned>(&mut self) -> Result<T, Miss> {
+    /// Reads and decodes the entry, checking its tags and its freshness.
+    /// Every failure is a miss.
+    async fn read<T: DeserializeOwned>(&mut self) -> Result<Found<T>, NoAnswer<T>> {
         let cache = self.cache;
         let read = cache.inner.store.read(&self.entry, &self.tags);
         let (raw, versions) = match cache.call_in(&mut self.budget, self.key, read).await {
             Ok(r) => r,
-            Err(e) => return Err(self.note(&e)),
+            Err(e) => return Err(self.note(&e).into()),
         };
         let raw = raw.ok_or(Miss::Absent)?;
-        self.decode_fresh(&raw, &versions, true).await.map(|(v, _)| v)
+        let decoded = self.decode_fresh(&raw, &versions, true).await?;
+        self.classify(decoded)
     }
 
-    /// The value if the entry is fresh and decodes, with the offset of its
-    /// value bytes (after the tag section) in `raw`. `count`: count an
-    /// undecodable entry in the stats (once per call, on its first read).
+    /// Fresh, early-refresh, stale-while-revalidate, or expired (with a
+    /// stale-if-error fallback when still within it).
+    fn classify<T>(&self, d: Decoded<T>) -> Result<Found<T>, NoAnswer<T>> {
+        let Some(f) = d.freshness else {
+            return Ok(Found::Fresh(d.value));
+        };
+        let now = now_ms();
+        let ms = |d: Option<Duration>| d.map_or(0, |d| d.as_millis() as u64);
+        if now < f.expires_at_ms {
+            // XFetch: refresh early with a probability that grows as the
+            // expiry nears and with the cost of a reload.
+            let gap = (f64::from(f.load_us) / 1000.0) * self.beta * -unit().ln();
+            if self.beta > 0.0 && now as f64 + gap >= f.expires_at_ms as f64 {
+                return Ok(Found::Early(d.value));
+            }
+            return Ok(Found::Fresh(d.value));
+        }
+        let late = now - f.expires_at_ms;
+        if late < ms(self.swr) {
+            return Ok(Found::Stale(d.value));
+        }
+        Err(NoAnswer {
+            miss: Miss::Expired,
+            fallback: (late < ms(self.sie)).then_some(d.value),
+        })
+    }
+
+    /// The value if no tag of the entry moved and it decodes, with the
+    /// offset of its value bytes in `raw` and its freshness section.
+    /// `count`: count an undecodable entry in the stats (once per call, on
+    /// its first read).
     async fn decode_fresh<T: DeserializeOwned>(
         &mut self,
         raw: &Raw,
         versions: &[Option<u64>],
         count: bool,
-    ) -> Result<(T, usize), Miss> {
+    ) -> Result<Decoded<T>, Miss> {
         let fresh = self
             .cache
             .fresh(&mut self.budget, self.key, raw, &self.tags, versions)
             .await;
         let reason = match fresh {
-            Ok(Fresh::Yes(value)) => match codec::decode::<T>(value) {
-                Ok(v) => return Ok((v, raw.len() - value.len())),
+            Ok(Fresh::Yes(value)) => match codec::split_freshness(value) {
+                Ok((freshness, value)) => match codec::decode::<T>(value) {
+                    Ok(v) => {
+                        return Ok(Decoded {
+                            value: v,
+                            at: raw.len() - value.len(),
+                            freshness,
+                        });
+                    }
+                    Err(reason) => reason,
+                },
                 Err(reason) => reason,
             },
             Ok(Fresh::Stale) => return Err(Miss::Stale),
@@ -349,7 +455,9 @@ impl<'c> Fill<'c> {
     }
 
     /// Runs the loader for this caller only: nothing is stored or shared.
-    async fn load_alone<T, E, F, Fut>(&self, loader: F) -> Result<T, E>
+    /// A failing loader is answered with `fallback` (stale-if-error) when
+    /// there is one.
+    async fn load_alone<T, E, F, Fut>(&self, loader: F, fallback: Option<T>) -> Result<T, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
@@ -358,7 +466,75 @@ impl<'c> Fill<'c> {
         let start = Instant::now();
         let r = loader().await;
         crate::metrics::load(self.scope.name, r.is_ok(), start.elapsed());
-        r.inspect_err(|_| self.scope.add(|c| &c.load_errors))
+        self.or_stale(r, fallback)
+    }
+
+    /// A failed load's answer: the stale-if-error value when there is one.
+    fn or_stale<T, E>(&self, r: Result<T, E>, fallback: Option<T>) -> Result<T, E> {
+        match (r, fallback) {
+            (Ok(v), _) => Ok(v),
+            (Err(e), None) => {
+                self.scope.add(|c| &c.load_errors);
+                Err(e)
+            }
+            (Err(_), Some(stale)) => {
+                self.scope.add(|c| &c.load_errors);
+                self.scope.add(|c| &c.stale_served);
+                tracing::debug!(target: "cache_runtime", key = self.key, "loader failed: answered with the expired value (stale-if-error)");
+                Ok(stale)
+            }
+        }
+    }
+
+    /// A read found a value to serve that should be reloaded (early refresh,
+    /// or stale-while-revalidate): this caller reloads it if it wins the
+    /// flight in its process and the fill lease across processes; everyone
+    /// else is answered with `cached` at once.
+    async fn refresh<T, E, F, Fut>(
+        &mut self,
+        cached: T,
+        outcome: &'static str,
+        loader: F,
+        ttl_for: &impl Fn(&T) -> Option<Duration>,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        if outcome == "stale" {
+            self.scope.add(|c| &c.stale_served);
+        }
+        let cache = self.cache;
+        let Role::Leader(leader) = cache.inner.flights.join(&self.entry) else {
+            return Ok(cached); // this process is reloading it already
+        };
+        let token = crate::ttl::random_u64().max(1);
+        let req = Acquire {
+            entry: &self.entry,
+            lease: &self.lease,
+            tags: &self.tags,
+            token,
+            lease_ttl: cache.inner.lease_ttl,
+            tag_ttl: self.tag_ttl(),
+            force: true,
+            takeover: None,
+        };
+        match cache
+            .call_in(&mut self.budget, self.key, cache.inner.store.acquire(&req))
+            .await
+        {
+            Ok(a) if a.leased => {
+                self.scope.add(|c| &c.refreshes);
+                self.load_leased(leader, loader, ttl_for, token, a.versions, Some(cached))
+                    .await
+            }
+            // Another process is reloading it, or the store failed.
+            _ => {
+                leader.publish(Outcome::Retry);
+                Ok(cached)
+            }
+        }
     }
 
     /// Leads the flight: read-or-lease, then load (or wait for the process
@@ -370,6 +546,7 @@ impl<'c> Fill<'c> {
         miss: Miss,
         loader: F,
         ttl_for: &impl Fn(&T) -> Option<Duration>,
+        mut fallback: Option<T>,
     ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
@@ -379,11 +556,11 @@ impl<'c> Fill<'c> {
         if matches!(miss, Miss::Error | Miss::Bypass) {
             // The backend just failed this call: no lease, answer from the
             // loader (and share it with this process's waiters).
-            return self.load_unleased(leader, loader, ALL).await;
+            return self.load_unleased(leader, loader, ALL, fallback).await;
         }
         let cache = self.cache;
         let token = crate::ttl::random_u64().max(1);
-        let mut force = matches!(miss, Miss::Stale | Miss::Undecodable);
+        let mut force = matches!(miss, Miss::Stale | Miss::Undecodable | Miss::Expired);
         let mut takeover = None;
         let mut waiting_since: Option<Instant> = None;
         let mut pause = Duration::from_millis(1);
@@ -407,36 +584,52 @@ impl<'c> Fill<'c> {
                 Ok(a) => a,
                 Err(e) => {
                     self.note(&e);
-                    return self.load_unleased(leader, loader, ALL).await;
+                    return self.load_unleased(leader, loader, ALL, fallback).await;
                 }
             };
             if let Some(raw) = &acquired.entry {
                 let versions: Vec<Option<u64>> = acquired.versions.iter().copied().map(Some).collect();
-                match self.decode_fresh::<T>(raw, &versions, false).await {
-                    Ok((v, at)) => {
-                        // Stored by another process meanwhile: this read
-                        // certifies it for every waiter that joined before it.
-                        leader.publish(Outcome::Value {
-                            bytes: Arc::from(&raw[at..]),
-                            upto: seal,
-                        });
-                        if acquired.leased {
-                            self.release(token, &acquired.versions).await;
+                let usable = match self.decode_fresh::<T>(raw, &versions, false).await {
+                    Ok(d) => {
+                        let at = d.at;
+                        match self.classify(d) {
+                            Ok(Found::Fresh(v) | Found::Early(v)) => Some((v, at)),
+                            Ok(Found::Stale(v)) => {
+                                fallback = Some(v);
+                                None
+                            }
+                            Err(no) => {
+                                fallback = no.fallback.or(fallback);
+                                None
+                            }
                         }
-                        return Ok(v);
                     }
-                    Err(Miss::Error | Miss::Bypass) => return self.load_unleased(leader, loader, ALL).await,
-                    Err(_) if !acquired.leased && !force => {
-                        // Stale or undecodable: ask again, taking the lease.
-                        force = true;
-                        continue;
+                    Err(Miss::Error | Miss::Bypass) => {
+                        return self.load_unleased(leader, loader, ALL, fallback).await;
                     }
-                    Err(_) => {}
+                    Err(_) => None,
+                };
+                if let Some((v, at)) = usable {
+                    // Stored by another process meanwhile: this read
+                    // certifies it for every waiter that joined before it.
+                    leader.publish(Outcome::Value {
+                        bytes: Arc::from(&raw[at..]),
+                        upto: seal,
+                    });
+                    if acquired.leased {
+                        self.release(token, &acquired.versions).await;
+                    }
+                    return Ok(v);
+                }
+                if !acquired.leased && !force {
+                    // Stale, expired or undecodable: ask again, taking the lease.
+                    force = true;
+                    continue;
                 }
             }
             if acquired.leased {
                 return self
-                    .load_leased(leader, loader, ttl_for, token, acquired.versions)
+                    .load_leased(leader, loader, ttl_for, token, acquired.versions, fallback)
                     .await;
             }
             // Another process is loading this key: wait for its value.
@@ -452,7 +645,7 @@ impl<'c> Fill<'c> {
                     continue;
                 }
                 let upto = leader.seal();
-                return self.load_unleased(leader, loader, upto).await;
+                return self.load_unleased(leader, loader, upto, fallback).await;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_POLL);
@@ -468,6 +661,7 @@ impl<'c> Fill<'c> {
         ttl_for: &impl Fn(&T) -> Option<Duration>,
         token: u64,
         versions: Vec<u64>,
+        fallback: Option<T>,
     ) -> Result<T, E>
     where
         T: Serialize,
@@ -486,11 +680,10 @@ impl<'c> Fill<'c> {
         let value = match result {
             Ok(v) => v,
             Err(e) => {
-                self.scope.add(|c| &c.load_errors);
                 leader.publish(Outcome::Retry);
                 guard.disarm();
                 self.release(token, &versions).await;
-                return Err(e);
+                return self.or_stale(Err(e), fallback);
             }
         };
         trace_op("LOAD", self.key, "ok", load_start);
@@ -512,13 +705,24 @@ impl<'c> Fill<'c> {
             }
             (None, Ok(())) => None,
         };
+        let load_us = u32::try_from(load_start.elapsed().as_micros()).unwrap_or(u32::MAX);
         let stored = ttl.map(|ttl| {
-            let section = if self.tags.is_empty() {
-                bytes.clone()
-            } else {
-                codec::with_tags(&self.tags, &versions, &bytes)
+            let fresh = codec::Freshness {
+                expires_at_ms: now_ms().saturating_add(ttl.as_millis() as u64),
+                load_us,
             };
-            (section, ttl)
+            let body = codec::with_freshness(fresh, &bytes);
+            let section = if self.tags.is_empty() {
+                body
+            } else {
+                codec::with_tags(&self.tags, &versions, &body)
+            };
+            // The store keeps it past its logical expiry for as long as a
+            // stale value may still be served.
+            (
+                section,
+                crate::ttl::clamp(ttl.saturating_add(Fill::grace(self.swr, self.sie))),
+            )
         });
         let seal = leader.seal();
         let start = Instant::now();
@@ -561,17 +765,27 @@ impl<'c> Fill<'c> {
     /// Loads without a lease (the backend failed, or another process's load
     /// overran the wait cap): nothing is stored; waiters up to `upto` get
     /// the value.
-    async fn load_unleased<T, E, F, Fut>(&mut self, leader: Leader<'_>, loader: F, upto: u64) -> Result<T, E>
+    async fn load_unleased<T, E, F, Fut>(
+        &mut self,
+        leader: Leader<'_>,
+        loader: F,
+        upto: u64,
+        fallback: Option<T>,
+    ) -> Result<T, E>
     where
         T: Serialize,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let value = match self.load_alone(loader).await {
+        self.scope.add(|c| &c.loads);
+        let start = Instant::now();
+        let result = loader().await;
+        crate::metrics::load(self.scope.name, result.is_ok(), start.elapsed());
+        let value = match result {
             Ok(v) => v,
             Err(e) => {
                 leader.publish(Outcome::Retry);
-                return Err(e);
+                return self.or_stale(Err(e), fallback);
             }
         };
         match self.cache.encode_any_size(self.key, &value) {

@@ -23,8 +23,17 @@ impl Cache {
         let raw = self.call_in(&mut budget, key, self.inner.store.get(&entry)).await;
         let result = match raw {
             Ok(Some(raw)) => match self.fresh(&mut budget, key, &raw, &[], &[]).await {
-                Ok(Fresh::Yes(value)) => codec::decode::<T>(value)
-                    .map(Some)
+                // Past its logical expiry (kept only for stale serving by
+                // cache-aside) is absent to the explicit API.
+                Ok(Fresh::Yes(value)) => codec::split_freshness(value)
+                    .and_then(|(freshness, value)| {
+                        let expired = freshness.is_some_and(|f| f.expires_at_ms <= super::aside::now_ms());
+                        if expired {
+                            Ok(None)
+                        } else {
+                            codec::decode::<T>(value).map(Some)
+                        }
+                    })
                     .map_err(|reason| CacheError::Decode {
                         key: key.to_owned(),
                         reason,
