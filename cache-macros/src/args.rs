@@ -21,6 +21,9 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "covered",
     "cache",
     "negative_ttl",
+    "early_refresh",
+    "stale_while_revalidate",
+    "stale_if_error",
     "version",
 ];
 
@@ -111,6 +114,10 @@ pub(crate) struct RawArgs {
     pub(crate) covered: Slot<Vec<Ident>>,
     pub(crate) cache: Slot<Box<Expr>>,
     pub(crate) negative_ttl: Slot<TtlArg>,
+    /// XFetch's β: any `f64` expression (an integer literal is accepted).
+    pub(crate) early_refresh: Slot<Box<Expr>>,
+    pub(crate) stale_while_revalidate: Slot<TtlArg>,
+    pub(crate) stale_if_error: Slot<TtlArg>,
     pub(crate) version: Slot<u32>,
 }
 
@@ -205,6 +212,23 @@ fn parse_one(input: ParseStream<'_>, args: &mut RawArgs, errors: &mut Errors) ->
         "negative_ttl" => {
             let v = parse_ttl(input, "negative_ttl")?;
             args.negative_ttl.set(name, v, errors);
+        }
+        "stale_while_revalidate" => {
+            let v = parse_ttl(input, "stale_while_revalidate")?;
+            args.stale_while_revalidate.set(name, v, errors);
+        }
+        "stale_if_error" => {
+            let v = parse_ttl(input, "stale_if_error")?;
+            args.stale_if_error.set(name, v, errors);
+        }
+        "early_refresh" => {
+            let e: Expr = input.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "`early_refresh` is the β of XFetch, a number: e.g. `early_refresh = 1.0` (0 turns it off)",
+                )
+            })?;
+            args.early_refresh.set(name, Box::new(e), errors);
         }
         "tags" => {
             let v = parse_list(

@@ -182,6 +182,17 @@ impl Ctx<'_> {
             let n = ttl_tokens(neg);
             p = quote!(#p.negative_ttl(#n));
         }
+        if let Some(beta) = &self.m.early_refresh {
+            p = quote_spanned!(beta.span()=> #p.early_refresh((#beta) as f64));
+        }
+        if let Some(d) = &self.m.stale_while_revalidate {
+            let d = ttl_tokens(d);
+            p = quote!(#p.stale_while_revalidate(#d));
+        }
+        if let Some(d) = &self.m.stale_if_error {
+            let d = ttl_tokens(d);
+            p = quote!(#p.stale_if_error(#d));
+        }
         let name = self.stats_name();
         quote!(#p.name(#name))
     }

@@ -17,6 +17,9 @@
 //! | `covered = [params]` | parameters the key uses only through fields (`{params.limit}`), declared complete: without it such partial coverage is an error |
 //! | `cache = self.cache` | which `Cache` (default: the installed global one) |
 //! | `negative_ttl = "30s"` | for `Option` results: cache `None` too |
+//! | `early_refresh = 1.0` | XFetch's β: reload hot entries shortly before they expire (default 1; 0 turns it off) |
+//! | `stale_while_revalidate = "30s"` | for this long after expiry, answer with the old value while one caller reloads |
+//! | `stale_if_error = "5m"` | when the loader fails, answer with the value expired at most this long ago |
 //! | `version = 2` | appended to the key as `:v2` |
 //!
 //! # Injective templates

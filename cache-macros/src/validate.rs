@@ -128,6 +128,9 @@ pub(crate) struct Model {
     pub(crate) key_params: Vec<Ident>,
     pub(crate) ttl: Option<TtlArg>,
     pub(crate) negative_ttl: Option<TtlArg>,
+    pub(crate) early_refresh: Option<Box<Expr>>,
+    pub(crate) stale_while_revalidate: Option<TtlArg>,
+    pub(crate) stale_if_error: Option<TtlArg>,
     pub(crate) tags: Vec<Template>,
     /// `invalidates = [..]`, when given.
     pub(crate) invalidates: Option<Vec<Invalidation>>,
@@ -184,6 +187,9 @@ pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Opt
         invalidates,
         cache,
         negative_ttl,
+        early_refresh,
+        stale_while_revalidate,
+        stale_if_error,
         version,
         ..
     } = args;
@@ -198,6 +204,9 @@ pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Opt
         key_params,
         ttl: ttl.into_value(),
         negative_ttl: negative_ttl.into_value(),
+        early_refresh: early_refresh.into_value(),
+        stale_while_revalidate: stale_while_revalidate.into_value(),
+        stale_if_error: stale_if_error.into_value(),
         tags: tags.into_value().unwrap_or_default(),
         invalidates: invalidates.into_value(),
         cache: cache.into_value(),
@@ -417,10 +426,13 @@ fn check_mutation_arguments(args: &RawArgs, mode: Mode, errors: &mut Errors) {
     if mode != Mode::Mutation {
         return;
     }
-    let useless: [(&str, Option<Span>); 6] = [
+    let useless: [(&str, Option<Span>); 9] = [
         ("ttl", args.ttl.name_span()),
         ("tags", args.tags.name_span()),
         ("negative_ttl", args.negative_ttl.name_span()),
+        ("early_refresh", args.early_refresh.name_span()),
+        ("stale_while_revalidate", args.stale_while_revalidate.name_span()),
+        ("stale_if_error", args.stale_if_error.name_span()),
         ("version", args.version.name_span()),
         ("skip", args.skip.name_span()),
         ("covered", args.covered.name_span()),

@@ -446,11 +446,60 @@ macro_rules! both {
     };
 }
 
+/// The freshness arguments (DESIGN §13) reach the policy: a failing load
+/// after expiry is answered with the expired value (`stale_if_error`), and
+/// within `stale_while_revalidate` the old value is served at once.
+struct Fresh {
+    cache: Cache,
+    version: AtomicUsize,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl Fresh {
+    #[cached(key = "sie:{id}", ttl = "150ms", stale_if_error = "10s", early_refresh = 0, cache = self.cache)]
+    async fn sie(&self, id: u32) -> Result<usize, DbError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(DbError);
+        }
+        Ok(self.version.load(Ordering::SeqCst) + id as usize)
+    }
+
+    #[cached(key = "swr:{id}", ttl = "150ms", stale_while_revalidate = "10s", early_refresh = 2.5, cache = self.cache)]
+    async fn swr(&self, id: u32) -> Result<usize, DbError> {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(self.version.load(Ordering::SeqCst) + id as usize)
+    }
+}
+
+async fn freshness_arguments(backend: Backend) {
+    let f = Fresh {
+        cache: cache_for(backend).await,
+        version: AtomicUsize::new(10),
+        fail: false.into(),
+    };
+    assert_eq!(f.sie(1).await, Ok(11));
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    f.fail.store(true, Ordering::SeqCst);
+    assert_eq!(f.sie(1).await, Ok(11), "stale_if_error answered the failing load");
+    assert_eq!(f.sie(2).await, Err(DbError), "nothing cached for another key");
+
+    assert_eq!(f.swr(1).await, Ok(11));
+    f.version.store(20, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let (a, b) = tokio::join!(f.swr(1), f.swr(1));
+    assert!(
+        a == Ok(11) || b == Ok(11),
+        "one of them was answered with the old value"
+    );
+    assert_eq!(f.swr(1).await, Ok(21), "and the reload was stored");
+}
+
 both!(
     results_and_tags,
     options,
     put_skip_version,
     invalidates_after_success,
     companions,
-    free_functions
+    free_functions,
+    freshness_arguments
 );
