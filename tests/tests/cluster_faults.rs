@@ -205,3 +205,44 @@ async fn sentinel_failover_under_load() {
     }
     assert!(on_new, "the cache never wrote to the new primary {new}");
 }
+
+/// A frozen primary (SIGSTOP, like a partition): calls on its slots cost at
+/// most one timeout, and once its replica took over the cache finds the new
+/// primary within seconds (redis-rs alone keeps retrying the frozen
+/// connection for tens of seconds; the cache provokes a slot-map refresh).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_primary_is_left_behind_soon_after_its_failover() {
+    let _serial = SERIAL.lock().await;
+    let cluster = RedisCluster::start();
+    let cache = cluster_cache(&cluster, &unique_namespace("cfrz")).await;
+    let key = "frozen:1";
+    let load = || cache.get_or_load(key, Duration::from_secs(60), || async { Ok::<_, ()>(1u8) });
+    assert_eq!(load().await, Ok(1));
+    cluster.wait_replicated(Duration::from_secs(5));
+    let port = cluster.primary_of_slot(key_slot(cache.full_key(key)));
+    cluster.pause(port);
+    let frozen_at = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut back = None;
+    let deadline = frozen_at + cluster.node_timeout() + Duration::from_secs(10);
+    while Instant::now() < deadline && back.is_none() {
+        let t = Instant::now();
+        assert_eq!(load().await, Ok(1), "no error reaches the caller");
+        worst = worst.max(t.elapsed());
+        if frozen_at.elapsed() > Duration::from_millis(300) && cache.get::<u8>(key).await.ok().flatten().is_some() {
+            back = Some(frozen_at.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.resume(port);
+    println!("frozen primary {port}: worst call {worst:?}, caching back after {back:?}");
+    assert!(
+        worst < TIMEOUT * 2 + Duration::from_millis(150),
+        "a call took {worst:?}"
+    );
+    let back = back.expect("the frozen shard never cached again");
+    assert!(
+        back < cluster.node_timeout() + Duration::from_secs(6),
+        "back after {back:?}"
+    );
+}

@@ -120,6 +120,7 @@ impl Cache {
                 Err(_) => {
                     probe.armed = false;
                     self.breaker_change(breaker.on_failure());
+                    inner.store.after_timeout(&inner.layout.entry(key));
                     return Err(self.timeout(key));
                 }
             },

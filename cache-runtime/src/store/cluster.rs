@@ -40,6 +40,9 @@ static SET_REVOKE: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| {
 
 pub(crate) struct ClusterStore {
     conn: ClusterConnection,
+    /// When a slot-map refresh was last provoked (ms since `epoch`).
+    refreshed_ms: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
     /// The seed URLs with any secret removed, for `Debug` and logs.
     pub(crate) display: String,
 }
@@ -83,11 +86,53 @@ impl ClusterStore {
             .set_connection_timeout(op_timeout)
             .set_response_timeout(op_timeout.saturating_mul(2));
         let conn = client.get_pending_async_connection_with_config(config);
-        Ok(ClusterStore { conn, display })
+        Ok(ClusterStore {
+            conn,
+            refreshed_ms: std::sync::atomic::AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            display,
+        })
     }
 
     fn conn(&self) -> ClusterConnection {
         self.conn.clone()
+    }
+
+    /// After a call on `key` timed out. redis-rs retries a timed-out
+    /// connection as is and does not refresh its slot map, so a frozen
+    /// primary (or a partition) keeps failing its slots long after its
+    /// replica took over. Asking every primary for the key makes the ones
+    /// that do not serve it answer `MOVED`, which makes the client rebuild
+    /// its slot map. At most once a second, in the background.
+    pub(crate) fn after_timeout(&self, key: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = self.epoch.elapsed().as_millis() as u64 + 1000;
+        let last = self.refreshed_ms.load(Relaxed);
+        if now < last + 1000 || self.refreshed_ms.compare_exchange(last, now, Relaxed, Relaxed).is_err() {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (conn, key) = (self.conn(), key.to_owned());
+        handle.spawn(async move {
+            let provoke = async {
+                let Ok(primaries) = primaries(conn.clone()).await else {
+                    return;
+                };
+                let asks = primaries.into_iter().map(|(host, port)| {
+                    let mut conn = conn.clone();
+                    let mut get = redis::cmd("EXISTS");
+                    get.arg(&key);
+                    async move {
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                        let _ = conn.route_command(get, route).await;
+                    }
+                });
+                join_all(asks).await;
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), provoke).await;
+        });
     }
 
     pub(crate) async fn get(&self, entry: &str) -> SResult<Option<Raw>> {
@@ -190,41 +235,8 @@ impl ClusterStore {
         Ok(removed)
     }
 
-    /// The primaries, as (host, port), from `CLUSTER NODES`.
     async fn primaries(&self) -> SResult<Vec<(String, u16)>> {
-        let reply = self
-            .conn()
-            .route_command(
-                redis::cmd("CLUSTER").arg("NODES").clone(),
-                RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
-            )
-            .await?;
-        let text = match reply {
-            Value::BulkString(b) => String::from_utf8(b).map_err(|_| protocol_error("cluster nodes"))?,
-            Value::VerbatimString { text, .. } => text,
-            Value::SimpleString(s) => s,
-            _ => return Err(protocol_error("cluster nodes")),
-        };
-        let mut out = Vec::new();
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
-                continue;
-            };
-            if !flags.split(',').any(|f| f == "master") || flags.contains("fail") || flags.contains("noaddr") {
-                continue;
-            }
-            let hostport = addr.split('@').next().unwrap_or(addr);
-            if let Some((host, port)) = hostport.rsplit_once(':')
-                && let Ok(port) = port.parse()
-            {
-                out.push((host.to_owned(), port));
-            }
-        }
-        if out.is_empty() {
-            return Err(protocol_error("no primary in CLUSTER NODES"));
-        }
-        Ok(out)
+        primaries(self.conn()).await
     }
 
     /// `SCAN MATCH pattern` on every primary, unlinking what it finds, key
@@ -323,6 +335,42 @@ impl ClusterStore {
             .await?
             == 1)
     }
+}
+
+/// The primaries, as (host, port), from `CLUSTER NODES` of any node.
+async fn primaries(mut conn: ClusterConnection) -> SResult<Vec<(String, u16)>> {
+    let reply = conn
+        .route_command(
+            redis::cmd("CLUSTER").arg("NODES").clone(),
+            RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+        )
+        .await?;
+    let text = match reply {
+        Value::BulkString(b) => String::from_utf8(b).map_err(|_| protocol_error("cluster nodes"))?,
+        Value::VerbatimString { text, .. } => text,
+        Value::SimpleString(s) => s,
+        _ => return Err(protocol_error("cluster nodes")),
+    };
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
+            continue;
+        };
+        if !flags.split(',').any(|f| f == "master") || flags.contains("fail") || flags.contains("noaddr") {
+            continue;
+        }
+        let hostport = addr.split('@').next().unwrap_or(addr);
+        if let Some((host, port)) = hostport.rsplit_once(':')
+            && let Ok(port) = port.parse()
+        {
+            out.push((host.to_owned(), port));
+        }
+    }
+    if out.is_empty() {
+        return Err(protocol_error("no primary in CLUSTER NODES"));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -214,6 +214,16 @@ impl Store {
         }
     }
 
+    /// Told when a call on `key` timed out (the cluster store refreshes its
+    /// slot map, see `ClusterStore::after_timeout`).
+    pub(crate) fn after_timeout(&self, key: &str) {
+        #[cfg(feature = "cluster")]
+        if let Store::Cluster(c) = self {
+            c.after_timeout(key);
+        }
+        let _ = key;
+    }
+
     /// The failure domain of a key (any key shape of `layout`).
     pub(crate) fn shard_of(&self, key: &str) -> usize {
         match self {

@@ -6,6 +6,13 @@
 //! first connection). Later lookups happen in the background: calls keep
 //! using the old store (failing fast, so the breaker and the loaders answer)
 //! until the new primary is known; no caller waits for the sentinels.
+//!
+//! Besides errors, the sentinels are asked again at most every
+//! [`RECHECK`] (driven by calls, in the background): after `SENTINEL
+//! FAILOVER` the old primary keeps accepting writes on existing connections
+//! for about ten seconds before it is demoted, and writes made there
+//! (invalidations included) are lost when it resyncs. Asking on a timer
+//! bounds that window to about `RECHECK` instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -14,10 +21,16 @@ use std::time::Duration;
 use super::redis::protocol_error;
 use super::{Acquire, Acquired, Finish, KeyTtl, Layout, Raw, RedisStore, SResult, StoreError};
 
+/// How often calls make the store ask the sentinels again.
+const RECHECK: Duration = Duration::from_millis(500);
+
 struct Shared {
     /// The primary's address and the store on it, once known.
     current: RwLock<Option<(String, Arc<RedisStore>)>>,
     refreshing: AtomicBool,
+    /// When the sentinels were last asked (ms since `epoch`).
+    asked_ms: std::sync::atomic::AtomicU64,
+    epoch: std::time::Instant,
 }
 
 pub(crate) struct SentinelStore {
@@ -38,6 +51,8 @@ impl SentinelStore {
             shared: Arc::new(Shared {
                 current: RwLock::new(None),
                 refreshing: AtomicBool::new(false),
+                asked_ms: std::sync::atomic::AtomicU64::new(0),
+                epoch: std::time::Instant::now(),
             }),
             display,
         }
@@ -51,6 +66,10 @@ impl SentinelStore {
     /// The store on the current primary, looking it up if none is known.
     async fn store(&self) -> SResult<Arc<RedisStore>> {
         if let Some(s) = self.known() {
+            let now = self.shared.epoch.elapsed().as_millis() as u64;
+            if now.saturating_sub(self.shared.asked_ms.load(Ordering::Relaxed)) >= RECHECK.as_millis() as u64 {
+                self.ask_in_background();
+            }
             return Ok(s);
         }
         let addr = ask_sentinels(&self.sentinels, &self.master, self.op_timeout).await?;
@@ -61,9 +80,17 @@ impl SentinelStore {
     /// makes us ask the sentinels again, in the background.
     fn after_error(&self, e: &StoreError) {
         let demoted = matches!(e, StoreError::Redis(r) if r.code() == Some("READONLY"));
-        if !(demoted || e.is_outage()) || self.shared.refreshing.swap(true, Ordering::AcqRel) {
+        if demoted || e.is_outage() {
+            self.ask_in_background();
+        }
+    }
+
+    fn ask_in_background(&self) {
+        if self.shared.refreshing.swap(true, Ordering::AcqRel) {
             return;
         }
+        let now = self.shared.epoch.elapsed().as_millis() as u64;
+        self.shared.asked_ms.store(now, Ordering::Relaxed);
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             self.shared.refreshing.store(false, Ordering::Release);
             return;
