@@ -183,7 +183,7 @@ impl Ctx<'_> {
             p = quote!(#p.negative_ttl(#n));
         }
         if let Some(beta) = &self.m.early_refresh {
-            p = quote_spanned!(beta.span()=> #p.early_refresh((#beta) as f64));
+            p = quote_spanned!(beta.span()=> #p.early_refresh(::core::convert::Into::<f64>::into(#beta)));
         }
         if let Some(d) = &self.m.stale_while_revalidate {
             let d = ttl_tokens(d);

@@ -386,6 +386,8 @@ impl CacheBuilder {
             urls.iter().map(|u| redact(u)).collect::<Vec<_>>().join(",")
         );
         Ok(Store::Sentinel(crate::store::SentinelStore::new(
+            Layout::new(&self.namespace),
+            self.scan_batch,
             urls.to_vec(),
             master.to_owned(),
             self.op_timeout,
