@@ -5,6 +5,9 @@
 
 use std::process::{Command, Output};
 
+use std::time::Duration;
+
+use cache_runtime::Cache;
 use tests::fleet::SoakReport;
 use tests::{RedisServer, unique_namespace};
 
@@ -133,4 +136,107 @@ fn the_worker_rejects_bad_arguments() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage"));
+}
+
+/// Issue 12: `kill -9` of the process holding a key's fill lease. The other
+/// processes' callers wait at most the fill-wait cap, then one takes the
+/// lease over and stores: at most 2 loads in all (the dead one and one),
+/// and nobody waits for the lease to expire (30 s).
+#[test]
+fn a_killed_lease_holder_costs_a_bounded_wait() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let cache_server = RedisServer::start();
+    let db = RedisServer::start();
+    let ns = unique_namespace("hold");
+    let mut holder = Command::new(env!("CARGO_BIN_EXE_fleet_worker"))
+        .args(["hold", &cache_server.url(), &db.url(), &ns, "60", "0"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start fleet_worker hold");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let caches = [
+            Cache::builder()
+                .namespace(&ns)
+                .redis(&cache_server.url())
+                .build()
+                .await
+                .unwrap(),
+            Cache::builder()
+                .namespace(&ns)
+                .redis(&cache_server.url())
+                .build()
+                .await
+                .unwrap(),
+        ];
+        let mut raw = cache_server.raw().await;
+        let lease = format!("{}:lease", caches[0].full_key("held"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !redis::cmd("EXISTS")
+            .arg(&lease)
+            .query_async::<bool>(&mut raw)
+            .await
+            .unwrap()
+        {
+            assert!(std::time::Instant::now() < deadline, "the holder never took the lease");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        holder.kill().expect("kill -9 the holder");
+        holder.wait().unwrap();
+        let db_url = db.url();
+        let start = std::time::Instant::now();
+        let calls: Vec<_> = caches
+            .iter()
+            .flat_map(|c| std::iter::repeat_n(c.clone(), 4))
+            .map(|cache| {
+                let db_url = db_url.clone();
+                tokio::spawn(async move {
+                    let t = std::time::Instant::now();
+                    let v = cache
+                        .get_or_load("held", Duration::from_secs(60), || async move {
+                            let mut db = redis::Client::open(db_url.as_str())
+                                .unwrap()
+                                .get_multiplexed_async_connection()
+                                .await
+                                .unwrap();
+                            let _: i64 = redis::cmd("INCR").arg("loads").query_async(&mut db).await.unwrap();
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            Ok::<u64, ()>(7)
+                        })
+                        .await;
+                    (v, t.elapsed())
+                })
+            })
+            .collect();
+        let mut worst = Duration::ZERO;
+        for c in calls {
+            let (v, took) = c.await.unwrap();
+            assert_eq!(v, Ok(7));
+            worst = worst.max(took);
+        }
+        let mut dbc = redis::Client::open(db.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let loads: u64 = redis::cmd("GET").arg("loads").query_async(&mut dbc).await.unwrap();
+        println!(
+            "killed lease holder: 8 callers done in {:?} (worst {worst:?}), {loads} loads in all",
+            start.elapsed()
+        );
+        assert!(
+            worst < Duration::from_secs(2),
+            "waited {worst:?}: the dead holder's lease was waited out"
+        );
+        assert!(loads <= 2, "{loads} loads: the dead holder's and one more at most");
+        assert_eq!(
+            caches[0].get::<u64>("held").await.unwrap(),
+            Some(7),
+            "stored by the taker"
+        );
+    });
 }

@@ -525,6 +525,18 @@ impl<'c> Fill<'c> {
             .await
         {
             Ok(a) if a.leased => {
+                // Another caller may have refreshed it between our read and
+                // this lease: then serve its value and do not load again.
+                if let Some(raw) = &a.entry {
+                    let versions: Vec<Option<u64>> = a.versions.iter().copied().map(Some).collect();
+                    if let Ok(d) = self.decode_fresh::<T>(raw, &versions, false).await
+                        && let Ok(Found::Fresh(v)) = self.classify(d)
+                    {
+                        self.release(token, &a.versions).await;
+                        leader.publish(Outcome::Retry);
+                        return Ok(v);
+                    }
+                }
                 self.scope.add(|c| &c.refreshes);
                 self.load_leased(leader, loader, ttl_for, token, a.versions, Some(cached))
                     .await
@@ -562,7 +574,9 @@ impl<'c> Fill<'c> {
         let token = crate::ttl::random_u64().max(1);
         let mut force = matches!(miss, Miss::Stale | Miss::Undecodable | Miss::Expired);
         let mut takeover = None;
-        let mut waiting_since: Option<Instant> = None;
+        let mut first_wait: Option<Instant> = None;
+        let mut seen_holder = None;
+        let mut waiting_since = Instant::now();
         let mut pause = Duration::from_millis(1);
         let tag_ttl = self.tag_ttl();
         loop {
@@ -632,20 +646,28 @@ impl<'c> Fill<'c> {
                     .load_leased(leader, loader, ttl_for, token, acquired.versions, fallback)
                     .await;
             }
-            // Another process is loading this key: wait for its value.
-            let since = *waiting_since.get_or_insert_with(|| {
+            // Another process is loading this key: wait for its value. Each
+            // holder gets one wait cap (a new holder, e.g. one that took a
+            // dead holder's lease over, a fresh one); a holder that overruns
+            // it loses the lease to us. Never more than a few caps in all.
+            let cap = cache.fill_wait_cap(&self.scope);
+            let started = *first_wait.get_or_insert_with(|| {
                 self.scope.add(|c| &c.fill_waits);
                 Instant::now()
             });
-            if since.elapsed() >= cache.fill_wait_cap(&self.scope) {
-                if takeover.is_none() && acquired.holder.is_some() {
-                    // Its holder overran the cap: take the lease over once
-                    // (its store will be refused; ours will not).
-                    takeover = acquired.holder;
-                    continue;
-                }
+            if acquired.holder != seen_holder {
+                seen_holder = acquired.holder;
+                waiting_since = Instant::now();
+            }
+            if started.elapsed() >= cap * 4 {
                 let upto = leader.seal();
                 return self.load_unleased(leader, loader, upto, fallback).await;
+            }
+            if waiting_since.elapsed() >= cap && acquired.holder.is_some() && takeover != acquired.holder {
+                // The holder overran its cap: take the lease over (its
+                // store will be refused; ours will not).
+                takeover = acquired.holder;
+                continue;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_POLL);

@@ -5,7 +5,11 @@
 //! ```text
 //! fleet_worker soak <cache-url> <db-url> <namespace> <secs> <seed>
 //! fleet_worker hot  <cache-url> <db-url> <namespace> <secs> <invalidate-ms|0>
+//! fleet_worker hold <cache-url> <db-url> <namespace> <secs> 0
 //! ```
+//!
+//! `hold` misses key `held` and loads it for `secs` (counting the load in
+//! the database's `loads`): it holds the fill lease until it is killed.
 
 use std::time::Duration;
 
@@ -15,7 +19,7 @@ use tests::fleet::{SoakConfig, hot_key, soak};
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: fleet_worker soak|hot <cache-url> <db-url> <namespace> <secs> <seed|invalidate-ms>";
+    let usage = "usage: fleet_worker soak|hot|hold <cache-url> <db-url> <namespace> <secs> <seed|invalidate-ms>";
     if args.len() != 7 {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -68,6 +72,21 @@ async fn main() {
                 tests::fleet::quantile(&lat, 0.99),
                 lat.last().copied().unwrap_or(0)
             );
+        }
+        "hold" => {
+            let mut db = redis::Client::open(db_url.as_str())
+                .expect("database url")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("database connection");
+            let _ = cache
+                .get_or_load("held", Duration::from_secs(60), || async move {
+                    let _: i64 = redis::cmd("INCR").arg("loads").query_async(&mut db).await.unwrap();
+                    tokio::time::sleep(Duration::from_secs(secs)).await;
+                    Ok::<u64, std::convert::Infallible>(0)
+                })
+                .await;
+            println!("released");
         }
         _ => {
             eprintln!("{usage}");
