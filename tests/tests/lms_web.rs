@@ -642,7 +642,20 @@ async fn metrics_parse_as_prometheus_text_with_bounded_labels() {
         .collect();
     assert_eq!(
         label_names,
-        BTreeSet::from(["function", "le", "method", "namespace", "route", "status"]),
+        // The service's own (route, method, status) and the runtime's
+        // (function, outcome, result, op, kind, namespace): all bounded.
+        BTreeSet::from([
+            "function",
+            "kind",
+            "le",
+            "method",
+            "namespace",
+            "op",
+            "outcome",
+            "result",
+            "route",
+            "status"
+        ]),
         "unexpected label names"
     );
 
