@@ -82,6 +82,18 @@ pub enum CacheError {
     /// `install` was called twice.
     #[error("a global cache is already installed")]
     AlreadyInstalled,
+    /// With `CacheBuilder::durable_invalidation`: the invalidation was
+    /// applied on the primary but fewer replicas than asked acknowledged it
+    /// in time, so a failover could still lose it.
+    #[error("invalidation of `{key}` reached {acked} replica(s), {wanted} required")]
+    NotDurable {
+        /// What was invalidated.
+        key: String,
+        /// The fewest replicas that acknowledged a touched node's writes.
+        acked: u32,
+        /// Replicas required.
+        wanted: u32,
+    },
 }
 
 impl CacheError {
@@ -94,7 +106,8 @@ impl CacheError {
             | CacheError::Encode { key, .. }
             | CacheError::Decode { key, .. }
             | CacheError::TooLarge { key, .. }
-            | CacheError::NotAnInteger { key } => Some(key),
+            | CacheError::NotAnInteger { key }
+            | CacheError::NotDurable { key, .. } => Some(key),
             _ => None,
         }
     }

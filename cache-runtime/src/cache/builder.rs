@@ -76,6 +76,7 @@ pub struct CacheBuilder {
     scan_batch: usize,
     lease_ttl: Duration,
     compress_above: Option<usize>,
+    durable: Option<(u32, Duration)>,
 }
 
 impl Default for CacheBuilder {
@@ -93,6 +94,7 @@ impl Default for CacheBuilder {
             scan_batch: 500,
             lease_ttl: Duration::from_secs(30),
             compress_above: Some(DEFAULT_COMPRESS_ABOVE),
+            durable: None,
         }
     }
 }
@@ -276,6 +278,18 @@ impl CacheBuilder {
         self
     }
 
+    /// Durable invalidation: after an invalidation by key or tag, wait (at
+    /// most `timeout`) until `replicas` replicas of the node(s) involved
+    /// acknowledged it (`WAIT`), and report [`CacheError::NotDurable`] when
+    /// fewer did. Without it (the default), an invalidation acknowledged by a
+    /// primary that dies before its replica received it is lost in the
+    /// failover, and entries it dropped can be served again. Pattern and
+    /// `all()` invalidations do not wait.
+    pub fn durable_invalidation(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.durable = Some((replicas, timeout));
+        self
+    }
+
     /// `SCAN ... COUNT n` batch size of pattern deletion (default 500).
     pub fn scan_batch(mut self, n: usize) -> Self {
         self.scan_batch = n;
@@ -319,6 +333,13 @@ impl CacheBuilder {
         if self.scan_batch == 0 {
             return bad("scan_batch must be positive".into());
         }
+        if let Some((replicas, timeout)) = self.durable
+            && (replicas == 0 || timeout.is_zero() || timeout > MAX_OP_TIMEOUT)
+        {
+            return bad(format!(
+                "durable_invalidation needs at least 1 replica and a timeout in (0, 1 h], got {replicas} and {timeout:?}"
+            ));
+        }
         Ok(())
     }
 
@@ -343,6 +364,7 @@ impl CacheBuilder {
                 lease_ttl: self.lease_ttl,
                 scan_batch: self.scan_batch,
                 compress_above: self.compress_above,
+                durable: self.durable,
                 breakers: (0..store.shards())
                     .map(|_| Breaker::new(self.breaker_threshold, self.breaker_cooldown))
                     .collect(),

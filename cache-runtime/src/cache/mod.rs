@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     lease_ttl: Duration,
     pub(crate) scan_batch: usize,
     compress_above: Option<usize>,
+    /// Replicas that must acknowledge an invalidation, and how long to wait.
+    durable: Option<(u32, Duration)>,
     /// One per failure domain of the store (see `Store::shards`).
     breakers: Vec<Breaker>,
     pub(crate) flights: Flights,

@@ -125,14 +125,35 @@ impl Cache {
     pub(crate) async fn drop_keys(&self, label: &str, keys: &[String]) -> Result<u64, CacheError> {
         self.inner.flights.invalidated();
         let entries: Vec<String> = keys.iter().map(|k| self.inner.layout.entry(k)).collect();
-        self.call(label, self.inner.store.del(&entries)).await
+        let n = self.call(label, self.inner.store.del(&entries)).await?;
+        self.durable(label, &entries).await?;
+        Ok(n)
     }
 
     /// Gives each tag a new version.
     pub(crate) async fn drop_tags(&self, label: &str, tags: &[String]) -> Result<(), CacheError> {
         self.inner.flights.invalidated();
         let keys: Vec<String> = tags.iter().map(|t| self.inner.layout.tag(t)).collect();
-        self.call(label, self.inner.store.bump_tags(&keys)).await
+        self.call(label, self.inner.store.bump_tags(&keys)).await?;
+        self.durable(label, &keys).await
+    }
+
+    /// With durable invalidation: waits for the replicas of the nodes
+    /// holding `keys` to acknowledge the writes just made.
+    async fn durable(&self, label: &str, keys: &[String]) -> Result<(), CacheError> {
+        let Some((wanted, timeout)) = self.inner.durable else {
+            return Ok(());
+        };
+        let wait = self.inner.store.wait_replicas(keys, wanted, timeout);
+        let acked = self.call_unbounded(label, wait).await?;
+        if acked < wanted {
+            return Err(CacheError::NotDurable {
+                key: label.to_owned(),
+                acked,
+                wanted,
+            });
+        }
+        Ok(())
     }
 
     /// Revokes leases, then deletes entries, matching a glob.

@@ -295,6 +295,25 @@ impl ClusterStore {
         Ok(())
     }
 
+    /// `WAIT` on the primary of every slot among `keys`, concurrently.
+    pub(crate) async fn wait_replicas(&self, keys: &[String], replicas: u32, timeout: Duration) -> SResult<u32> {
+        use redis::cluster_routing::{Route, SlotAddr};
+        let slots: std::collections::BTreeSet<u16> = keys.iter().map(|k| key_slot(k)).collect();
+        let waits = slots.into_iter().map(|slot| {
+            let mut conn = self.conn();
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(replicas).arg(ttl_millis(timeout));
+            async move {
+                let route =
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master)));
+                let v = conn.route_command(wait, route).await?;
+                redis::from_redis_value::<u32>(v).map_err(|_| protocol_error("wait"))
+            }
+        });
+        let acks = try_join_all(waits).await?;
+        Ok(acks.into_iter().min().unwrap_or(replicas))
+    }
+
     pub(crate) async fn exists(&self, entry: &str) -> SResult<bool> {
         Ok(redis::cmd("EXISTS")
             .arg(entry)

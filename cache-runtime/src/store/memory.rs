@@ -284,6 +284,11 @@ impl MemoryStore {
         Ok(())
     }
 
+    /// In process, an applied write is as durable as it gets.
+    pub(crate) fn wait_replicas(&self, _keys: &[String], replicas: u32, _timeout: Duration) -> SResult<u32> {
+        Ok(replicas)
+    }
+
     pub(crate) fn exists(&self, entry: &str) -> SResult<bool> {
         Ok(self.live(entry).is_some())
     }

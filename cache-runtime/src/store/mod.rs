@@ -273,6 +273,11 @@ impl Store {
     pub(crate) async fn clear(&self, layout: &Layout, batch: usize) -> SResult<u64> {
         dispatch!(self.clear(layout, batch))
     }
+    /// `WAIT replicas timeout` on the node(s) that hold `keys` (after writes
+    /// to them); returns the fewest replicas any of them acknowledged.
+    pub(crate) async fn wait_replicas(&self, keys: &[String], replicas: u32, timeout: Duration) -> SResult<u32> {
+        dispatch!(self.wait_replicas(keys, replicas, timeout))
+    }
     /// Gives each existing tag a fresh version.
     pub(crate) async fn bump_tags(&self, tags: &[String]) -> SResult<()> {
         dispatch!(self.bump_tags(tags))

@@ -300,6 +300,16 @@ impl RedisStore {
         Ok(())
     }
 
+    /// `WAIT` covers every earlier write of this (multiplexed) connection,
+    /// the invalidation's included.
+    pub(crate) async fn wait_replicas(&self, _keys: &[String], replicas: u32, timeout: Duration) -> SResult<u32> {
+        Ok(redis::cmd("WAIT")
+            .arg(replicas)
+            .arg(ttl_millis(timeout))
+            .query_async(&mut self.conn())
+            .await?)
+    }
+
     pub(crate) async fn exists(&self, entry: &str) -> SResult<bool> {
         Ok(redis::cmd("EXISTS")
             .arg(entry)

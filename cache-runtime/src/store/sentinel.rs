@@ -260,6 +260,7 @@ impl SentinelStore {
         del_pattern = del_pattern(entry_pattern: &str, batch: usize) -> u64;
         clear = clear(layout: &Layout, batch: usize) -> u64;
         bump_tags = bump_tags(tags: &[String]) -> ();
+        wait_replicas = wait_replicas(keys: &[String], replicas: u32, timeout: Duration) -> u32;
         exists = exists(entry: &str) -> bool;
         ttl = ttl(entry: &str) -> KeyTtl;
         incr_by = incr_by(entry: &str, by: i64) -> i64;
