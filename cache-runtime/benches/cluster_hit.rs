@@ -26,7 +26,7 @@ fn cluster_hit(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (cache, raw) = rt.block_on(async {
+    let (cache, raw, pending) = rt.block_on(async {
         let cache = Cache::builder()
             .namespace("bench")
             .redis_cluster(nodes.seed_urls())
@@ -54,13 +54,35 @@ fn cluster_hit(c: &mut Criterion) {
             .query_async::<()>(&mut raw)
             .await
             .expect("set");
-        (cache, raw)
+        let pending = redis::cluster::ClusterClient::builder(nodes.seed_urls())
+            .build()
+            .unwrap()
+            .get_pending_async_connection_with_config(
+                redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(std::time::Duration::from_millis(250))
+                    .set_response_timeout(std::time::Duration::from_millis(500)),
+            );
+        (cache, raw, pending)
     });
 
     let mut g = c.benchmark_group("cluster_hit");
     g.bench_function("raw_get_decode", |b| {
         b.to_async(&rt).iter(|| {
             let mut conn = raw.clone();
+            async move {
+                let bytes: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg("baseline:course:1")
+                    .query_async(&mut conn)
+                    .await
+                    .expect("get");
+                let v: CourseDetails = rmp_serde::from_slice(&bytes.expect("present")).expect("decode");
+                v
+            }
+        })
+    });
+    g.bench_function("raw_pending_get_decode", |b| {
+        b.to_async(&rt).iter(|| {
+            let mut conn = pending.clone();
             async move {
                 let bytes: Option<Vec<u8>> = redis::cmd("GET")
                     .arg("baseline:course:1")

@@ -152,7 +152,14 @@ impl ClusterStore {
         if tags.is_empty() {
             return Ok(Vec::new());
         }
-        let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(tags).query_async(&mut self.conn()).await?;
+        // One GET per tag, concurrently: each goes straight to its slot's
+        // node, where a cross-slot MGET is split, fanned out and reassembled
+        // by the client (measured slower).
+        let gets = tags.iter().map(|t| {
+            let mut conn = self.conn();
+            async move { redis::cmd("GET").arg(t).query_async::<Option<Vec<u8>>>(&mut conn).await }
+        });
+        let values = try_join_all(gets).await?;
         Ok(values.iter().map(|v| parse_version(v.as_deref())).collect())
     }
 
