@@ -27,9 +27,9 @@ pub enum CacheError {
     Backend {
         /// The key of the operation (namespace not included).
         key: String,
-        /// The backend's own error.
+        /// The backend's own error, opaque: see the type's documentation.
         #[source]
-        source: redis::RedisError,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The backend did not answer within the operation timeout.
     #[error("cache operation on key `{key}` timed out after {timeout:?}")]

@@ -98,6 +98,7 @@ mod invalidate;
 pub mod keys;
 mod metrics;
 mod policy;
+#[cfg(feature = "redis")]
 mod redact;
 mod stats;
 mod store;

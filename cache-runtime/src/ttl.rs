@@ -58,6 +58,7 @@ pub(crate) fn clamp(ttl: Duration) -> Duration {
 
 /// Redis' expiry resolution is one millisecond: round up so a sub-ms TTL
 /// still expires rather than being rejected.
+#[cfg(feature = "redis")]
 pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
     let ms = clamp(ttl).as_millis() as u64;
     ms.max(1)

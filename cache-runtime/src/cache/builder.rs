@@ -10,7 +10,9 @@ use crate::breaker::Breaker;
 use crate::codec::Codec;
 use crate::flight::Flights;
 use crate::stats::StatsInner;
-use crate::store::{Layout, MemoryStore, RedisStore, Store};
+#[cfg(feature = "redis")]
+use crate::store::RedisStore;
+use crate::store::{Layout, MemoryStore, Store};
 
 /// Default namespace when none is configured.
 pub const DEFAULT_NAMESPACE: &str = "cache";
@@ -115,6 +117,8 @@ impl CacheBuilder {
 
     /// Store in Redis at this URL (`redis://`, `rediss://` with the `tls`
     /// feature, `redis+unix://`; user and password in the URL for ACLs).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(mut self, url: &str) -> Self {
         self.backend = BackendChoice::Redis(url.to_owned());
         self
@@ -134,6 +138,7 @@ impl CacheBuilder {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub fn redis_cluster<I, S>(mut self, nodes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -155,6 +160,8 @@ impl CacheBuilder {
     ///     .await?;
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis_sentinel<I, S>(mut self, sentinels: I, master: &str) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -202,10 +209,27 @@ impl CacheBuilder {
             self.backend = BackendChoice::Cluster(nodes.collect());
             return self;
         }
-        match std::env::var("REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => self.redis(url.trim()),
-            _ => self.memory(),
+        if let Ok(urls) = std::env::var("REDIS_SENTINEL_URLS")
+            && !urls.trim().is_empty()
+        {
+            let sentinels = urls
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned);
+            let master = std::env::var("REDIS_SENTINEL_MASTER")
+                .ok()
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "mymaster".to_owned());
+            self.backend = BackendChoice::Sentinel(sentinels.collect(), master);
+            return self;
         }
+        match std::env::var("REDIS_URL") {
+            Ok(url) if !url.trim().is_empty() => self.backend = BackendChoice::Redis(url.trim().to_owned()),
+            _ => self.backend = BackendChoice::Memory,
+        }
+        self
     }
 
     /// Serialization format of new values (reads accept every codec).
@@ -355,6 +379,7 @@ impl CacheBuilder {
         })
     }
 
+    #[cfg(feature = "redis")]
     fn standalone(&self, url: &str) -> Result<Store, CacheError> {
         if url.starts_with("rediss:") && !cfg!(feature = "tls") {
             return Err(CacheError::Config(
@@ -368,6 +393,7 @@ impl CacheBuilder {
         Ok(Store::Redis(store))
     }
 
+    #[cfg(feature = "redis")]
     fn sentinel(&self, urls: &[String], master: &str) -> Result<Store, CacheError> {
         if urls.is_empty() || master.is_empty() {
             return Err(CacheError::Config(
@@ -391,6 +417,21 @@ impl CacheBuilder {
             self.op_timeout,
             shown,
         )))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn standalone(&self, _url: &str) -> Result<Store, CacheError> {
+        Err(CacheError::Config(
+            "Redis (REDIS_URL) needs the `redis` feature of cache-runtime, which is off in this build".into(),
+        ))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn sentinel(&self, _urls: &[String], _master: &str) -> Result<Store, CacheError> {
+        Err(CacheError::Config(
+            "Redis Sentinel (REDIS_SENTINEL_URLS) needs the `redis` feature of cache-runtime, which is off in this build"
+                .into(),
+        ))
     }
 
     #[cfg(not(feature = "cluster"))]
@@ -439,10 +480,19 @@ fn poll_ready_now<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
+#[cfg(feature = "redis")]
 use crate::redact::redact_url as redact;
+
+/// Without the Redis backends there is no URL parser: a configured URL is
+/// never shown (it may hold a password), only that there was one.
+#[cfg(not(feature = "redis"))]
+fn redact(_url: &str) -> String {
+    "<url>".to_owned()
+}
 
 /// A redis-rs URL error, without anything it may have echoed from the URL
 /// (its detail, e.g. the value of `?protocol=`).
+#[cfg(feature = "redis")]
 fn url_error(e: &redis::RedisError) -> String {
     match e.detail() {
         None => e.to_string(),

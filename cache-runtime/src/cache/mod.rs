@@ -80,6 +80,8 @@ impl Cache {
 
     /// A Redis cache with the default settings. Errors only for a malformed
     /// URL: it connects lazily and succeeds while Redis is down.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub async fn redis(url: &str) -> Result<Cache, CacheError> {
         Cache::builder().redis(url).build().await
     }
