@@ -110,7 +110,6 @@ pub use codec::Codec;
 pub use error::CacheError;
 pub use global::{global, install};
 pub use invalidate::Invalidator;
-pub use keys::CacheKeys;
 pub use policy::Policy;
 pub use stats::{FunctionStats, Stats};
 pub use store::KeyTtl;
