@@ -172,6 +172,13 @@ where
     }
 }
 
+/// The key as stored (`{namespace:key}`), for tests that plant or inspect
+/// raw values with a Redis client.
+#[doc(hidden)]
+pub fn full_key(cache: &Cache, key: &str) -> String {
+    cache.full_key(key)
+}
+
 /// Redis' glob matching as the in-process backend runs it, for the
 /// differential test against a real server (`tests/tests/glob.rs`).
 #[doc(hidden)]

@@ -105,7 +105,7 @@ mod store;
 mod ttl;
 mod warm;
 
-pub use cache::{Cache, CacheBuilder, DEFAULT_NAMESPACE};
+pub use cache::{BackendKind, Cache, CacheBuilder, DEFAULT_NAMESPACE};
 pub use codec::Codec;
 pub use error::CacheError;
 pub use global::{global, install};

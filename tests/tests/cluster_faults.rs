@@ -89,7 +89,7 @@ async fn a_killed_primary_bypasses_only_its_slots() {
         (0..200_000u32)
             .map(|i| format!("k{i}"))
             .find(|k| {
-                let s = u32::from(key_slot(cache.full_key(k)));
+                let s = u32::from(key_slot(cache_runtime::__private::full_key(&cache, k)));
                 s.abs_diff(mid) < 200
             })
             .expect("a key near the middle of the range")
@@ -112,7 +112,7 @@ async fn a_killed_primary_bypasses_only_its_slots() {
     };
     assert!(get(dead_key.clone(), "dead").await.0.is_ok());
     assert!(get(live_key.clone(), "live").await.0.is_ok());
-    let killed = cluster.kill_primary_of_slot(key_slot(cache.full_key(&dead_key)));
+    let killed = cluster.kill_primary_of_slot(key_slot(cache_runtime::__private::full_key(&cache, &dead_key)));
     let killed_at = Instant::now();
     let mut worst = Duration::ZERO;
     let mut cached_again = None;
@@ -196,7 +196,7 @@ async fn sentinel_failover_under_load() {
             .await
             .unwrap();
         let exists: bool = redis::cmd("EXISTS")
-            .arg(cache.full_key("probe"))
+            .arg(cache_runtime::__private::full_key(&cache, "probe"))
             .query_async(&mut raw)
             .await
             .unwrap();

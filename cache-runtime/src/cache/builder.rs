@@ -189,10 +189,10 @@ impl CacheBuilder {
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
-    /// let cache = cache_runtime::Cache::builder().namespace("lms").from_env().build().await?;
+    /// let cache = cache_runtime::Cache::builder().namespace("lms").env_overrides().build().await?;
     /// # Ok(()) }
     /// ```
-    pub fn from_env(mut self) -> Self {
+    pub fn env_overrides(mut self) -> Self {
         if let Ok(ns) = std::env::var("CACHE_NAMESPACE")
             && !ns.trim().is_empty()
         {
@@ -230,6 +230,13 @@ impl CacheBuilder {
             _ => self.backend = BackendChoice::Memory,
         }
         self
+    }
+
+    /// The former name of [`env_overrides`](Self::env_overrides).
+    #[deprecated(since = "0.1.0", note = "renamed `env_overrides`: a builder step, not a constructor")]
+    #[doc(hidden)]
+    pub fn from_env(self) -> Self {
+        self.env_overrides()
     }
 
     /// Serialization format of new values (reads accept every codec).

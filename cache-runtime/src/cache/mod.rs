@@ -24,6 +24,39 @@ use crate::stats::{Scope, StatsInner};
 use crate::store::{Layout, Store};
 use crate::{CacheError, Invalidator, Stats};
 
+/// Where a [`Cache`] keeps its entries ([`Cache::backend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// In this process ([`Cache::memory`]).
+    InProcess,
+    /// A standalone Redis server.
+    Redis,
+    /// The Redis primary that a set of sentinels names.
+    RedisSentinel,
+    /// A Redis Cluster.
+    RedisCluster,
+}
+
+impl BackendKind {
+    /// True when entries are shared through Redis (standalone, Sentinel or
+    /// Cluster), false when they live in this process only.
+    pub fn is_redis(self) -> bool {
+        !matches!(self, BackendKind::InProcess)
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::InProcess => "in-process",
+            BackendKind::Redis => "redis",
+            BackendKind::RedisSentinel => "redis-sentinel",
+            BackendKind::RedisCluster => "redis-cluster",
+        })
+    }
+}
+
 /// A cache handle: cheap to clone (an `Arc` inside), `Send + Sync`.
 ///
 /// ```
@@ -89,7 +122,7 @@ impl Cache {
     /// `REDIS_URL` set and non-empty → Redis, otherwise in-process;
     /// `CACHE_NAMESPACE` → namespace.
     pub async fn from_env() -> Result<Cache, CacheError> {
-        Cache::builder().from_env().build().await
+        Cache::builder().env_overrides().build().await
     }
 
     /// A builder for every other setting.
@@ -102,14 +135,20 @@ impl Cache {
         self.inner.layout.namespace()
     }
 
-    /// `true` for a Redis-backed cache.
-    pub fn is_redis(&self) -> bool {
-        !self.inner.store.is_memory()
+    /// Where this cache keeps its entries, for logs and status pages.
+    ///
+    /// ```
+    /// use cache_runtime::{BackendKind, Cache};
+    /// assert_eq!(Cache::memory().backend(), BackendKind::InProcess);
+    /// assert_eq!(Cache::memory().backend().to_string(), "in-process");
+    /// ```
+    pub fn backend(&self) -> BackendKind {
+        self.inner.store.kind()
     }
 
-    /// The key as stored: `{namespace:key}` (namespace and key form one
-    /// Redis Cluster hash tag).
-    pub fn full_key(&self, key: &str) -> String {
+    /// The key as stored, for tests that plant or inspect raw values; see
+    /// `__private::full_key`.
+    pub(crate) fn full_key(&self, key: &str) -> String {
         self.inner.layout.entry(key)
     }
 

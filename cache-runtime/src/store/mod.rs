@@ -215,7 +215,20 @@ macro_rules! dispatch {
 
 impl Store {
     pub(crate) fn is_memory(&self) -> bool {
-        matches!(self, Store::Memory(_))
+        self.kind() == crate::BackendKind::InProcess
+    }
+
+    pub(crate) fn kind(&self) -> crate::BackendKind {
+        use crate::BackendKind as K;
+        match self {
+            Store::Memory(_) => K::InProcess,
+            #[cfg(feature = "redis")]
+            Store::Redis(_) => K::Redis,
+            #[cfg(feature = "redis")]
+            Store::Sentinel(_) => K::RedisSentinel,
+            #[cfg(feature = "cluster")]
+            Store::Cluster(_) => K::RedisCluster,
+        }
     }
 
     /// How many independent failure domains (circuit breakers) the store
