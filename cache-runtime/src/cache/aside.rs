@@ -92,6 +92,11 @@ impl Cache {
     /// The loader may borrow from the caller; the returned future is `Send`
     /// whenever the loader's future, `T` and `E` are.
     ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (it is not cached). Cache failures
+    /// never make an error here.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use cache_runtime::{Cache, Policy, Ttl};
@@ -119,6 +124,11 @@ impl Cache {
     /// Like [`get_or_load`](Self::get_or_load) for loaders returning an
     /// `Option`: `Some` is cached for the policy's TTL, `None` only when the
     /// policy has a [`negative_ttl`](Policy::negative_ttl), for that long.
+    ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (it is not cached). Cache failures
+    /// never make an error here.
     pub async fn get_or_load_optional<T, E, F, Fut>(
         &self,
         key: &str,
@@ -146,6 +156,11 @@ impl Cache {
     /// Write-through: runs `loader` always and stores its `Ok` value
     /// (Spring's `@CachePut`), with the policy's tags. Store failures are
     /// logged, never returned.
+    ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (nothing is stored). Store failures
+    /// are logged, never returned.
     pub async fn put_with<T, E, F, Fut>(&self, key: &str, policy: impl Into<Policy>, loader: F) -> Result<T, E>
     where
         T: Serialize,
@@ -186,6 +201,10 @@ impl Cache {
     {
         let start = Instant::now();
         let mut fill = Fill::new(self, key, policy);
+        if self.inner.store.is_disabled() {
+            fill.scope.add(|c| &c.misses);
+            return fill.load_alone(loader).await;
+        }
         let mut round = 0;
         loop {
             let miss = match fill.read::<T>().await {

@@ -36,13 +36,18 @@ pub enum BackendKind {
     RedisSentinel,
     /// A Redis Cluster.
     RedisCluster,
+    /// Nowhere: [`Cache::disabled`].
+    Disabled,
 }
 
 impl BackendKind {
     /// True when entries are shared through Redis (standalone, Sentinel or
     /// Cluster), false when they live in this process only.
     pub fn is_redis(self) -> bool {
-        !matches!(self, BackendKind::InProcess)
+        matches!(
+            self,
+            BackendKind::Redis | BackendKind::RedisSentinel | BackendKind::RedisCluster
+        )
     }
 }
 
@@ -53,6 +58,7 @@ impl fmt::Display for BackendKind {
             BackendKind::Redis => "redis",
             BackendKind::RedisSentinel => "redis-sentinel",
             BackendKind::RedisCluster => "redis-cluster",
+            BackendKind::Disabled => "disabled",
         })
     }
 }
@@ -111,8 +117,37 @@ impl Cache {
         CacheBuilder::default().build_memory()
     }
 
+    /// A cache that caches nothing, for tests and for turning caching off:
+    /// every [`get_or_load`](Self::get_or_load) (and every `#[cached]`
+    /// call) runs its loader, concurrent callers included; nothing is
+    /// stored. The explicit operations succeed without effect: `get`
+    /// returns `None`, `set` and the invalidations are no-ops (`set` still
+    /// serializes the value, so a type that cannot be cached fails the same
+    /// way as with a real cache), `exists` is `false`, `incr_by(k, n)`
+    /// returns `n`.
+    ///
+    /// [`Cache::from_env`] builds one when `CACHE_DISABLED=1`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// use cache_runtime::{Cache, Ttl};
+    /// let cache = Cache::disabled();
+    /// cache.set("k", &1, Ttl::LONG).await?;
+    /// assert_eq!(cache.get::<i32>("k").await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub fn disabled() -> Cache {
+        CacheBuilder::default().disabled().build_memory()
+    }
+
     /// A Redis cache with the default settings. Errors only for a malformed
     /// URL: it connects lazily and succeeds while Redis is down.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::InvalidUrl`] for a malformed URL, and
+    /// [`CacheError::Config`] for a `rediss://` URL without the `tls` feature.
+    /// Never a connection error.
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub async fn redis(url: &str) -> Result<Cache, CacheError> {
@@ -121,6 +156,12 @@ impl Cache {
 
     /// `REDIS_URL` set and non-empty → Redis, otherwise in-process;
     /// `CACHE_NAMESPACE` → namespace.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::Config`] or [`CacheError::InvalidUrl`] for a bad
+    /// value in the environment (see [`CacheBuilder::build`]). Never a
+    /// connection error.
     pub async fn from_env() -> Result<Cache, CacheError> {
         Cache::builder().env_overrides().build().await
     }

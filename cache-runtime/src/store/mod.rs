@@ -26,6 +26,7 @@
 
 #[cfg(feature = "cluster")]
 mod cluster;
+mod disabled;
 pub(crate) mod layout;
 mod memory;
 #[cfg(feature = "redis")]
@@ -38,6 +39,7 @@ use std::time::Duration;
 
 #[cfg(feature = "cluster")]
 pub(crate) use cluster::ClusterStore;
+pub(crate) use disabled::DisabledStore;
 pub(crate) use layout::Layout;
 pub(crate) use memory::MemoryStore;
 #[cfg(feature = "redis")]
@@ -177,6 +179,7 @@ pub(crate) fn new_version() -> u64 {
 /// The storage engine of a cache.
 pub(crate) enum Store {
     Memory(MemoryStore),
+    Disabled(DisabledStore),
     #[cfg(feature = "redis")]
     Redis(RedisStore),
     #[cfg(feature = "redis")]
@@ -189,6 +192,7 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Store::Memory(_) => f.write_str("Memory"),
+            Store::Disabled(_) => f.write_str("Disabled"),
             #[cfg(feature = "redis")]
             Store::Redis(r) => write!(f, "Redis({})", r.display_url),
             #[cfg(feature = "redis")]
@@ -203,6 +207,7 @@ macro_rules! dispatch {
     ($self:ident.$m:ident($($a:expr),*)) => {
         match $self {
             Store::Memory(s) => s.$m($($a),*),
+            Store::Disabled(s) => s.$m($($a),*),
             #[cfg(feature = "redis")]
             Store::Redis(s) => s.$m($($a),*).await,
             #[cfg(feature = "redis")]
@@ -214,14 +219,25 @@ macro_rules! dispatch {
 }
 
 impl Store {
+    /// In this process (memory or disabled): no timeouts, no breaker.
     pub(crate) fn is_memory(&self) -> bool {
-        self.kind() == crate::BackendKind::InProcess
+        matches!(
+            self.kind(),
+            crate::BackendKind::InProcess | crate::BackendKind::Disabled
+        )
+    }
+
+    /// [`Cache::disabled`](crate::Cache::disabled): nothing is stored and
+    /// every cache-aside call runs its loader.
+    pub(crate) fn is_disabled(&self) -> bool {
+        self.kind() == crate::BackendKind::Disabled
     }
 
     pub(crate) fn kind(&self) -> crate::BackendKind {
         use crate::BackendKind as K;
         match self {
             Store::Memory(_) => K::InProcess,
+            Store::Disabled(_) => K::Disabled,
             #[cfg(feature = "redis")]
             Store::Redis(_) => K::Redis,
             #[cfg(feature = "redis")]
