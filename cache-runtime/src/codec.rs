@@ -79,8 +79,10 @@ pub enum Codec {
     /// `serde_json`: human-readable in `redis-cli`.
     Json,
     /// `rmp-serde` with field names (MessagePack maps): smaller and faster;
-    /// the default (see `BENCHMARKS.md`).
+    /// the default (for a typical 1 KB record: 13 % smaller than JSON and
+    /// about 1.6× faster to encode and decode).
     #[cfg(feature = "msgpack")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "msgpack")))]
     MessagePack,
 }
 

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-/// The TTL policy of the original design, as `Duration` constants.
+/// Five standard lifetimes, as `Duration` constants (what `#[cached(ttl =
+/// SHORT)]` and friends name).
 ///
 /// ```
 /// use cache_runtime::Ttl;
