@@ -512,6 +512,36 @@ impl CacheBuilder {
     }
 }
 
+/// Polls a future that never awaits anything pending (the memory build).
+fn poll_ready_now<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("building a memory cache does not wait"),
+    }
+}
+
+#[cfg(feature = "redis")]
+use crate::redact::redact_url as redact;
+
+/// Without the Redis backends there is no URL parser: a configured URL is
+/// never shown (it may hold a password), only that there was one.
+#[cfg(not(feature = "redis"))]
+fn redact(_url: &str) -> String {
+    "<url>".to_owned()
+}
+
+/// A redis-rs URL error, without anything it may have echoed from the URL
+/// (its detail, e.g. the value of `?protocol=`).
+#[cfg(feature = "redis")]
+fn url_error(e: &redis::RedisError) -> String {
+    match e.detail() {
+        None => e.to_string(),
+        Some(_) => e.category().to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{BackendChoice, CacheBuilder};
@@ -580,35 +610,5 @@ mod tests {
             };
             assert!(msg.contains("feature"), "{msg}");
         }
-    }
-}
-
-/// Polls a future that never awaits anything pending (the memory build).
-fn poll_ready_now<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Waker};
-    let mut f = std::pin::pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => unreachable!("building a memory cache does not wait"),
-    }
-}
-
-#[cfg(feature = "redis")]
-use crate::redact::redact_url as redact;
-
-/// Without the Redis backends there is no URL parser: a configured URL is
-/// never shown (it may hold a password), only that there was one.
-#[cfg(not(feature = "redis"))]
-fn redact(_url: &str) -> String {
-    "<url>".to_owned()
-}
-
-/// A redis-rs URL error, without anything it may have echoed from the URL
-/// (its detail, e.g. the value of `?protocol=`).
-#[cfg(feature = "redis")]
-fn url_error(e: &redis::RedisError) -> String {
-    match e.detail() {
-        None => e.to_string(),
-        Some(_) => e.category().to_owned(),
     }
 }
