@@ -27,20 +27,41 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The file without its `#[cfg(test)]` module (always last in this crate)
-/// and without line comments.
+/// The file without its `#[cfg(test)] mod tests { .. }` blocks and
+/// without line comments.
 fn code_of(text: &str) -> String {
-    let text = match text.find("#[cfg(test)]\nmod tests") {
-        Some(at) => &text[..at],
-        None => text,
-    };
-    text.lines()
+    let without_comments = text
+        .lines()
         .map(|l| match l.find("//") {
             Some(at) => &l[..at],
             None => l,
         })
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    let mut code = without_comments.as_str();
+    let mut out = String::new();
+    while let Some(at) = code.find("#[cfg(test)]\nmod tests {") {
+        out.push_str(&code[..at]);
+        let body = &code[at..];
+        let mut depth = 0usize;
+        let mut end = body.len();
+        for (i, c) in body.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        code = &body[end..];
+    }
+    out.push_str(code);
+    out
 }
 
 /// Every public item of one file: its signature, or its whole body.
@@ -115,10 +136,12 @@ fn the_scanner_sees_fields_and_signatures() {
     let code = "pub enum E {\n    Backend { source: redis::RedisError },\n}\n\
                 pub(crate) fn hidden(c: redis::Client) {}\n\
                 pub async fn f(x: u8)\n    -> Result<(), ::redis::RedisError> { todo() }\n\
-                // pub fn commented(c: redis::Client) {}\n";
+                // pub fn commented(c: redis::Client) {}\n\
+                #[cfg(test)]\nmod tests { pub fn t(c: redis::Client) { if x { } } }\n\
+                pub fn after_tests(c: redis::Client) {}\n";
     let items = public_items(&code_of(code));
-    assert_eq!(items.len(), 2, "{items:#?}");
-    assert!(items.iter().all(|i| i.contains("RedisError")), "{items:#?}");
+    assert_eq!(items.len(), 3, "{items:#?}");
+    assert!(items.iter().all(|i| i.contains("redis::")), "{items:#?}");
 }
 
 /// The error's source is reachable through `std::error::Error` alone.
