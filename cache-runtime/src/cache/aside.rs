@@ -187,7 +187,7 @@ impl Cache {
 
     /// The shared cache-aside loop. `ttl_for` decides, per value, whether and
     /// how long it is stored.
-    async fn load_through<T, E, F, Fut>(
+    pub(super) async fn load_through<T, E, F, Fut>(
         &self,
         key: &str,
         policy: &Policy,

@@ -4,6 +4,7 @@
 
 mod aside;
 mod builder;
+mod conditional;
 mod guard;
 mod ops;
 
