@@ -22,6 +22,7 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "cache",
     "negative_ttl",
     "version",
+    "unless",
 ];
 
 /// The `Ttl` constants a bare identifier may name.
@@ -112,6 +113,8 @@ pub(crate) struct RawArgs {
     pub(crate) cache: Slot<Box<Expr>>,
     pub(crate) negative_ttl: Slot<TtlArg>,
     pub(crate) version: Slot<u32>,
+    /// `unless = <closure or path>`: a predicate over the value.
+    pub(crate) unless: Slot<Box<Expr>>,
 }
 
 /// Parses the attribute's tokens; errors go to `errors`.
@@ -255,6 +258,16 @@ fn parse_one(input: ParseStream<'_>, args: &mut RawArgs, errors: &mut Errors) ->
         "cache" => {
             let v: Expr = input.parse()?;
             args.cache.set(name, Box::new(v), errors);
+        }
+        "unless" => {
+            let v: Expr = input.parse()?;
+            if let Expr::Lit(lit) = &v {
+                return Err(syn::Error::new_spanned(
+                    lit,
+                    "`unless` takes a closure or the path of a function over the value, returning `bool` (`true`: do not cache it), e.g. `unless = |courses| courses.is_empty()` or `unless = Vec::is_empty`",
+                ));
+            }
+            args.unless.set(name, Box::new(v), errors);
         }
         "version" => {
             let lit: LitInt = input

@@ -61,6 +61,7 @@ use proc_macro::TokenStream;
 /// | `cache = self.cache` | which `Cache` (default: the installed global one) |
 /// | `negative_ttl = "30s"` | for `Option` results: cache `None` too |
 /// | `version = 2` | appended to the key as `:v2` |
+/// | `unless = \|v\| v.is_empty()` | a closure or function path over the value to be stored (`&T` of `Result<T, E>`, `&Option<T>` of an `Option`), returning `bool`: `true` returns the value without storing it (with `put`, the key is dropped) |
 ///
 /// # Injective templates
 ///
