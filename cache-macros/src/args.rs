@@ -25,6 +25,7 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "stale_while_revalidate",
     "stale_if_error",
     "version",
+    "unless",
 ];
 
 /// The `Ttl` constants a bare identifier may name.
@@ -119,6 +120,8 @@ pub(crate) struct RawArgs {
     pub(crate) stale_while_revalidate: Slot<TtlArg>,
     pub(crate) stale_if_error: Slot<TtlArg>,
     pub(crate) version: Slot<u32>,
+    /// `unless = <closure or path>`: a predicate over the value.
+    pub(crate) unless: Slot<Box<Expr>>,
 }
 
 /// Parses the attribute's tokens; errors go to `errors`.
@@ -279,6 +282,16 @@ fn parse_one(input: ParseStream<'_>, args: &mut RawArgs, errors: &mut Errors) ->
         "cache" => {
             let v: Expr = input.parse()?;
             args.cache.set(name, Box::new(v), errors);
+        }
+        "unless" => {
+            let v: Expr = input.parse()?;
+            if let Expr::Lit(lit) = &v {
+                return Err(syn::Error::new_spanned(
+                    lit,
+                    "`unless` takes a closure or the path of a function over the value, returning `bool` (`true`: do not cache it), e.g. `unless = |courses| courses.is_empty()` or `unless = Vec::is_empty`",
+                ));
+            }
+            args.unless.set(name, Box::new(v), errors);
         }
         "version" => {
             let lit: LitInt = input

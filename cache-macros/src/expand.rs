@@ -323,27 +323,34 @@ impl Ctx<'_> {
         // the serde derives is one error on the user's type (identical in
         // the function and `_refresh`, so reported once), and the runtime
         // call then sees an error type and adds no follow-on errors.
+        // With `unless`, the `_unless` variant of each call, which takes the
+        // predicate (one more generic parameter) as its last argument.
+        let unless = self.m.unless.as_ref().map(|e| quote_spanned!(e.span()=> , #e));
+        let more = unless.as_ref().map(|_| quote!(, _));
         let (rest3, rest2) = match &self.s.value_ty {
             Some(ty) => {
                 let value = quote_spanned!(ret_span=> <#ty as ::cache_runtime::__private::Cacheable>::Value);
                 (
-                    quote_spanned!(ret_span=> ::<#value, _, _, _>),
-                    quote_spanned!(ret_span=> ::<#value, _, _>),
+                    quote_spanned!(ret_span=> ::<#value, _, _, _ #more>),
+                    quote_spanned!(ret_span=> ::<#value, _, _ #more>),
                 )
             }
             None => (quote!(), quote!()),
         };
+        let suffix = if unless.is_some() { "_unless" } else { "" };
         let call = if put && kind.optional() {
+            let f = Ident::new(&format!("put_optional{suffix}"), ret_span);
             quote_spanned!(ret_span=>
-                ::cache_runtime::__private::put_optional #rest2 (__cache_cache, &__cache_key, __cache_policy, #wrap).await
+                ::cache_runtime::__private::#f #rest2 (__cache_cache, &__cache_key, __cache_policy, #wrap #unless).await
             )
         } else {
             let method = match (put, kind.optional()) {
-                (true, _) => Ident::new("put_with", ret_span),
-                (false, true) => Ident::new("get_or_load_optional", ret_span),
-                (false, false) => Ident::new("get_or_load", ret_span),
+                (true, _) => "put_with",
+                (false, true) => "get_or_load_optional",
+                (false, false) => "get_or_load",
             };
-            quote_spanned!(ret_span=> __cache_cache.#method #rest3 (&__cache_key, __cache_policy, move || #wrap).await)
+            let method = Ident::new(&format!("{method}{suffix}"), ret_span);
+            quote_spanned!(ret_span=> __cache_cache.#method #rest3 (&__cache_key, __cache_policy, move || #wrap #unless).await)
         };
         quote!({
             let __cache_r = #call;

@@ -137,6 +137,8 @@ pub(crate) struct Model {
     /// `cache = expr`; `None` for the installed global cache.
     pub(crate) cache: Option<Box<Expr>>,
     pub(crate) version: Option<u32>,
+    /// `unless = ..`: values for which it returns `true` are not stored.
+    pub(crate) unless: Option<Box<Expr>>,
 }
 
 /// What the checks learn beyond the shape, for the checks after them.
@@ -191,6 +193,7 @@ pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Opt
         stale_while_revalidate,
         stale_if_error,
         version,
+        unless,
         ..
     } = args;
     Some(Model {
@@ -211,6 +214,7 @@ pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Opt
         invalidates: invalidates.into_value(),
         cache: cache.into_value(),
         version: version.into_value(),
+        unless: unless.into_value(),
     })
 }
 
@@ -426,7 +430,7 @@ fn check_mutation_arguments(args: &RawArgs, mode: Mode, errors: &mut Errors) {
     if mode != Mode::Mutation {
         return;
     }
-    let useless: [(&str, Option<Span>); 9] = [
+    let useless: [(&str, Option<Span>); 10] = [
         ("ttl", args.ttl.name_span()),
         ("tags", args.tags.name_span()),
         ("negative_ttl", args.negative_ttl.name_span()),
@@ -436,6 +440,7 @@ fn check_mutation_arguments(args: &RawArgs, mode: Mode, errors: &mut Errors) {
         ("version", args.version.name_span()),
         ("skip", args.skip.name_span()),
         ("covered", args.covered.name_span()),
+        ("unless", args.unless.name_span()),
     ];
     for (name, span) in useless {
         if let Some(span) = span {

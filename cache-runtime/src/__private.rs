@@ -155,8 +155,31 @@ where
     T: Serialize,
     Fut: Future<Output = Result<Option<T>, E>>,
 {
+    put_optional_unless(cache, key, policy, body, |_| false).await
+}
+
+/// [`put_optional`], and a value for which `unless` is true is not stored:
+/// the key is dropped instead.
+pub async fn put_optional_unless<T, E, Fut, U>(
+    cache: &Cache,
+    key: &str,
+    policy: Policy,
+    body: Fut,
+    unless: U,
+) -> Result<Option<T>, E>
+where
+    T: Serialize,
+    Fut: Future<Output = Result<Option<T>, E>>,
+    U: Fn(&Option<T>) -> bool,
+{
     let value = body.await?;
     match (&value, policy.negative_ttl) {
+        _ if unless(&value) => {
+            if let Err(error) = cache.del(key).await {
+                tracing::debug!(target: "cache_runtime", key, %error, "dropping a key after an `unless` put failed");
+            }
+            Ok(value)
+        }
         (Some(_), _) => cache.put_with(key, policy, || async { Ok(value) }).await,
         (None, Some(negative)) => {
             let mut policy = policy;
@@ -170,6 +193,13 @@ where
             Ok(None)
         }
     }
+}
+
+/// The key as stored (`{namespace:key}`), for tests that plant or inspect
+/// raw values with a Redis client.
+#[doc(hidden)]
+pub fn full_key(cache: &Cache, key: &str) -> String {
+    cache.full_key(key)
 }
 
 /// Redis' glob matching as the in-process backend runs it, for the

@@ -8,6 +8,11 @@ static GLOBAL: OnceLock<Cache> = OnceLock::new();
 
 /// Installs the default cache for `#[cached]` methods (once per process).
 ///
+/// # Errors
+///
+/// Returns [`CacheError::AlreadyInstalled`] when a cache is already installed
+/// (the first one stays).
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let cache = cache_runtime::Cache::memory();

@@ -5,7 +5,8 @@ use std::time::Instant;
 use crate::cache::trace_op;
 use crate::{Cache, CacheError};
 
-/// Invalidation handle of a [`Cache`] (the original's `CacheInvalidator`).
+/// Invalidation handle of a [`Cache`]: by key, tag, pattern, or the whole
+/// namespace.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
@@ -31,11 +32,23 @@ impl Invalidator {
     }
 
     /// Drops one key; returns how many entries were dropped (0 or 1).
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]).
     pub async fn key(&self, key: &str) -> Result<u64, CacheError> {
         self.keys([key]).await
     }
 
     /// Drops several keys in one round trip.
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]).
     pub async fn keys<I, S>(&self, keys: I) -> Result<u64, CacheError>
     where
         I: IntoIterator<Item = S>,
@@ -56,11 +69,23 @@ impl Invalidator {
     /// in one round trip whatever their number: the tag gets a new version,
     /// and entries stored under an older one are never served again (they
     /// expire with their TTL). Returns the number of tags invalidated.
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]).
     pub async fn tag(&self, tag: &str) -> Result<u64, CacheError> {
         self.tags([tag]).await
     }
 
     /// Drops every entry carrying any of these tags, in one round trip.
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]).
     pub async fn tags<I, S>(&self, tags: I) -> Result<u64, CacheError>
     where
         I: IntoIterator<Item = S>,
@@ -79,6 +104,12 @@ impl Invalidator {
 
     /// Drops every key of the namespace matching a Redis glob, with `SCAN` +
     /// `UNLINK` in batches.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::Config`] for a malformed glob, or a backend
+    /// failure ([`CacheError::Backend`], [`CacheError::Timeout`],
+    /// [`CacheError::Unavailable`]: see [`CacheError::is_backend`]).
     pub async fn pattern(&self, glob: &str) -> Result<u64, CacheError> {
         let start = Instant::now();
         let r = self.cache.drop_pattern(glob).await;
@@ -91,6 +122,12 @@ impl Invalidator {
 
     /// Drops every key of this cache's namespace, and nothing else: never
     /// `FLUSHDB`.
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]).
     pub async fn all(&self) -> Result<u64, CacheError> {
         let start = Instant::now();
         let r = self.cache.drop_all().await;

@@ -1,5 +1,4 @@
-//! Building keys by hand: escaping of interpolated values and the original's
-//! key set.
+//! Building keys by hand: escaping of interpolated values.
 //!
 //! A full Redis key is `{namespace}:{key}`. The cache adds the namespace; the
 //! functions here build the `key` part. Literal parts of a key are written as
@@ -147,62 +146,6 @@ pub(crate) fn validate_namespace(ns: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// The original's key set (`CacheKeys`), with escaping of every argument.
-///
-/// ```
-/// use cache_runtime::keys::CacheKeys;
-/// assert_eq!(CacheKeys::student_dashboard(123), "dashboard:student:123");
-/// assert_eq!(CacheKeys::active_courses(), "courses:active");
-/// ```
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct CacheKeys;
-
-macro_rules! keyed {
-    ($($(#[$doc:meta])* $name:ident => $prefix:literal;)*) => {$(
-        $(#[$doc])*
-        pub fn $name(id: impl Display) -> String {
-            let mut key = String::from($prefix);
-            push_escaped(&mut key, &id);
-            key
-        }
-    )*};
-}
-
-impl CacheKeys {
-    keyed! {
-        /// `dashboard:student:{id}`
-        student_dashboard => "dashboard:student:";
-        /// `dashboard:teacher:{id}`
-        teacher_dashboard => "dashboard:teacher:";
-        /// `course:{id}`
-        course_details => "course:";
-        /// `course:stats:{id}`
-        course_stats => "course:stats:";
-        /// `teacher:courses:{id}`
-        teacher_courses => "teacher:courses:";
-        /// `student:profile:{id}`
-        student_profile => "student:profile:";
-        /// `student:enrollments:{id}`
-        student_enrollments => "student:enrollments:";
-        /// `teacher:profile:{id}`
-        teacher_profile => "teacher:profile:";
-    }
-
-    /// `dashboard:admin`
-    pub fn admin_dashboard() -> String {
-        "dashboard:admin".into()
-    }
-    /// `courses:active`
-    pub fn active_courses() -> String {
-        "courses:active".into()
-    }
-    /// `stats:platform`
-    pub fn platform_stats() -> String {
-        "stats:platform".into()
-    }
 }
 
 #[cfg(test)]

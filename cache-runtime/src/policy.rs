@@ -12,10 +12,11 @@ use crate::Ttl;
 /// use cache_runtime::{Policy, Ttl};
 /// use std::time::Duration;
 /// let p = Policy::ttl(Ttl::LONG).tags(["courses", "teacher:7"]).negative_ttl(Duration::from_secs(30));
-/// assert_eq!(p.get_ttl(), Ttl::LONG);
-/// assert_eq!(p.get_tags(), ["courses", "teacher:7"]);
+/// assert_eq!(p.time_to_live(), Ttl::LONG);
+/// assert_eq!(p.tag_list(), ["courses", "teacher:7"]);
+/// assert_eq!(p.negative_time_to_live(), Some(Duration::from_secs(30)));
 /// let q: Policy = Ttl::SHORT.into();
-/// assert!(q.get_tags().is_empty());
+/// assert!(q.tag_list().is_empty());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -113,18 +114,23 @@ impl Policy {
         self
     }
 
-    /// The TTL.
-    pub fn get_ttl(&self) -> Duration {
+    // Getters: `ttl`, `tags` and `negative_ttl` are the constructor and the
+    // builder steps, so the getters take moka's `Policy` names
+    // (`time_to_live`) rather than a `get_` prefix.
+
+    /// The TTL (set by [`Policy::ttl`]).
+    pub fn time_to_live(&self) -> Duration {
         self.ttl
     }
 
-    /// The tags.
-    pub fn get_tags(&self) -> &[String] {
+    /// The tags (added by [`Policy::tags`]).
+    pub fn tag_list(&self) -> &[String] {
         &self.tags
     }
 
-    /// The negative TTL, if `None` is cached.
-    pub fn get_negative_ttl(&self) -> Option<Duration> {
+    /// The negative TTL (set by [`Policy::negative_ttl`]), if `None` is
+    /// cached.
+    pub fn negative_time_to_live(&self) -> Option<Duration> {
         self.negative_ttl
     }
 }

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-/// The TTL policy of the original design, as `Duration` constants.
+/// Five standard lifetimes, as `Duration` constants (what `#[cached(ttl =
+/// SHORT)]` and friends name).
 ///
 /// ```
 /// use cache_runtime::Ttl;
@@ -58,6 +59,7 @@ pub(crate) fn clamp(ttl: Duration) -> Duration {
 
 /// Redis' expiry resolution is one millisecond: round up so a sub-ms TTL
 /// still expires rather than being rejected.
+#[cfg(feature = "redis")]
 pub(crate) fn ttl_millis(ttl: Duration) -> u64 {
     let ms = clamp(ttl).as_millis() as u64;
     ms.max(1)

@@ -89,7 +89,7 @@ async fn a_killed_primary_bypasses_only_its_slots() {
         (0..200_000u32)
             .map(|i| format!("k{i}"))
             .find(|k| {
-                let s = u32::from(key_slot(cache.full_key(k)));
+                let s = u32::from(key_slot(cache_runtime::__private::full_key(&cache, k)));
                 s.abs_diff(mid) < 200
             })
             .expect("a key near the middle of the range")
@@ -112,7 +112,7 @@ async fn a_killed_primary_bypasses_only_its_slots() {
     };
     assert!(get(dead_key.clone(), "dead").await.0.is_ok());
     assert!(get(live_key.clone(), "live").await.0.is_ok());
-    let killed = cluster.kill_primary_of_slot(key_slot(cache.full_key(&dead_key)));
+    let killed = cluster.kill_primary_of_slot(key_slot(cache_runtime::__private::full_key(&cache, &dead_key)));
     let killed_at = Instant::now();
     let mut worst = Duration::ZERO;
     let mut cached_again = None;
@@ -196,7 +196,7 @@ async fn sentinel_failover_under_load() {
             .await
             .unwrap();
         let exists: bool = redis::cmd("EXISTS")
-            .arg(cache.full_key("probe"))
+            .arg(cache_runtime::__private::full_key(&cache, "probe"))
             .query_async(&mut raw)
             .await
             .unwrap();
@@ -219,7 +219,7 @@ async fn a_frozen_primary_is_left_behind_soon_after_its_failover() {
     let load = || cache.get_or_load(key, Duration::from_secs(60), || async { Ok::<_, ()>(1u8) });
     assert_eq!(load().await, Ok(1));
     cluster.wait_replicated(Duration::from_secs(5));
-    let port = cluster.primary_of_slot(key_slot(cache.full_key(key)));
+    let port = cluster.primary_of_slot(key_slot(cache_runtime::__private::full_key(&cache, key)));
     cluster.pause(port);
     let frozen_at = Instant::now();
     let mut worst = Duration::ZERO;

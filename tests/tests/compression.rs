@@ -20,7 +20,7 @@ async fn cache(ns: &str, compress_above: Option<usize>) -> Cache {
 async fn stored_len(cache: &Cache, key: &str) -> usize {
     let mut raw = shared_redis().raw().await;
     redis::cmd("STRLEN")
-        .arg(cache.full_key(key))
+        .arg(cache_runtime::__private::full_key(cache, key))
         .query_async(&mut raw)
         .await
         .unwrap()

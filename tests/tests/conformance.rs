@@ -582,7 +582,7 @@ async fn redis_planted_bad_bytes_are_misses_and_get_overwritten() {
     let good = {
         cache.set("probe", &course(1), Duration::from_secs(60)).await.unwrap();
         let v: Vec<u8> = ::redis::cmd("GET")
-            .arg(cache.full_key("probe"))
+            .arg(cache_runtime::__private::full_key(&cache, "probe"))
             .query_async(&mut raw)
             .await
             .unwrap();
@@ -602,7 +602,7 @@ async fn redis_planted_bad_bytes_are_misses_and_get_overwritten() {
     for (name, bytes) in &planted {
         let key = format!("bad:{name}");
         let _: () = ::redis::cmd("SET")
-            .arg(cache.full_key(&key))
+            .arg(cache_runtime::__private::full_key(&cache, &key))
             .arg(bytes.as_slice())
             .query_async(&mut raw)
             .await

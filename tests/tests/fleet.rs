@@ -166,14 +166,14 @@ async fn the_breaker_recovers_from_cancelled_and_refused_probes() {
     // 2. A probe answered with WRONGTYPE.
     let mut raw = server.raw().await;
     let _: i64 = redis::cmd("RPUSH")
-        .arg(cache.full_key("list"))
+        .arg(cache_runtime::__private::full_key(&cache, "list"))
         .arg("x")
         .query_async(&mut raw)
         .await
         .unwrap();
     server.restart(); // drops every key and the connection
     let _: i64 = redis::cmd("RPUSH")
-        .arg(cache.full_key("list"))
+        .arg(cache_runtime::__private::full_key(&cache, "list"))
         .arg("x")
         .query_async(&mut server.raw().await)
         .await
@@ -185,7 +185,7 @@ async fn the_breaker_recovers_from_cancelled_and_refused_probes() {
     assert!(cache.is_degraded());
     server.restart();
     let _: i64 = redis::cmd("RPUSH")
-        .arg(cache.full_key("list"))
+        .arg(cache_runtime::__private::full_key(&cache, "list"))
         .arg("x")
         .query_async(&mut server.raw().await)
         .await

@@ -6,7 +6,8 @@
 //! Each test has its own small SQLite database and its own cache namespace on
 //! the binary's private redis-server.
 
-use cache_runtime::{CacheKeys, Stats};
+use cache_runtime::Stats;
+use examples::lms::CacheKeys;
 use examples::lms::model::*;
 use examples::lms::{Db, Lms, Mode, SeedConfig, warm};
 use tests::{Backend, cache_for};

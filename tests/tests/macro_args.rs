@@ -31,6 +31,13 @@ type DbResult<T> = std::result::Result<T, DbError>;
 
 const MY_TTL: Duration = Duration::from_secs(42);
 
+/// An application's own key functions, for `key = expr`.
+mod keys {
+    pub fn course_details(id: i64) -> String {
+        format!("course:{}", cache_runtime::keys::escape(&id))
+    }
+}
+
 /// Counts executions per test: each test uses its own `Repo`.
 struct Repo {
     cache: Cache,
@@ -109,7 +116,7 @@ impl Repo {
         id + self.tenant
     }
 
-    #[cached(key = cache_runtime::CacheKeys::course_details(id), ttl = crate::MY_TTL, cache = self.cache)]
+    #[cached(key = keys::course_details(id), ttl = crate::MY_TTL, cache = self.cache)]
     pub async fn by_key_fn(&self, id: i64) -> i64 {
         self.tick();
         id

@@ -141,6 +141,11 @@ impl Cache {
     /// The loader may borrow from the caller; the returned future is `Send`
     /// whenever the loader's future, `T` and `E` are.
     ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (it is not cached). Cache failures
+    /// never make an error here.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// use cache_runtime::{Cache, Policy, Ttl};
@@ -168,6 +173,11 @@ impl Cache {
     /// Like [`get_or_load`](Self::get_or_load) for loaders returning an
     /// `Option`: `Some` is cached for the policy's TTL, `None` only when the
     /// policy has a [`negative_ttl`](Policy::negative_ttl), for that long.
+    ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (it is not cached). Cache failures
+    /// never make an error here.
     pub async fn get_or_load_optional<T, E, F, Fut>(
         &self,
         key: &str,
@@ -195,6 +205,11 @@ impl Cache {
     /// Write-through: runs `loader` always and stores its `Ok` value
     /// (Spring's `@CachePut`), with the policy's tags. Store failures are
     /// logged, never returned.
+    ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (nothing is stored). Store failures
+    /// are logged, never returned.
     pub async fn put_with<T, E, F, Fut>(&self, key: &str, policy: impl Into<Policy>, loader: F) -> Result<T, E>
     where
         T: Serialize,
@@ -221,7 +236,7 @@ impl Cache {
 
     /// The shared cache-aside loop. `ttl_for` decides, per value, whether and
     /// how long it is stored.
-    async fn load_through<T, E, F, Fut>(
+    pub(super) async fn load_through<T, E, F, Fut>(
         &self,
         key: &str,
         policy: &Policy,
@@ -235,6 +250,10 @@ impl Cache {
     {
         let start = Instant::now();
         let mut fill = Fill::new(self, key, policy);
+        if self.inner.store.is_disabled() {
+            fill.scope.add(|c| &c.misses);
+            return fill.load_alone(loader, None).await;
+        }
         let mut round = 0;
         let mut fallback = None;
         loop {
@@ -954,6 +973,7 @@ mod tests {
     fn leases(cache: &Cache) -> usize {
         match &cache.inner.store {
             Store::Memory(m) => m.bookkeeping_len().0,
+            #[allow(unreachable_patterns)] // the only variant without `redis`
             _ => unreachable!("memory cache"),
         }
     }

@@ -10,7 +10,9 @@ use crate::breaker::Breaker;
 use crate::codec::Codec;
 use crate::flight::Flights;
 use crate::stats::StatsInner;
-use crate::store::{Layout, MemoryStore, RedisStore, Store};
+#[cfg(feature = "redis")]
+use crate::store::RedisStore;
+use crate::store::{DisabledStore, Layout, MemoryStore, Store};
 
 /// Default namespace when none is configured.
 pub const DEFAULT_NAMESPACE: &str = "cache";
@@ -19,6 +21,7 @@ pub const DEFAULT_NAMESPACE: &str = "cache";
 #[derive(Clone)]
 enum BackendChoice {
     Memory,
+    Disabled,
     Redis(String),
     /// Seed node URLs.
     Cluster(Vec<String>),
@@ -30,6 +33,7 @@ impl fmt::Debug for BackendChoice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BackendChoice::Memory => f.write_str("Memory"),
+            BackendChoice::Disabled => f.write_str("Disabled"),
             BackendChoice::Redis(url) => f.debug_tuple("Redis").field(&redact(url)).finish(),
             BackendChoice::Cluster(urls) => f
                 .debug_tuple("Cluster")
@@ -77,6 +81,8 @@ pub struct CacheBuilder {
     lease_ttl: Duration,
     compress_above: Option<usize>,
     durable: Option<(u32, Duration)>,
+    /// A malformed environment variable, reported by `build`.
+    env_error: Option<String>,
 }
 
 impl Default for CacheBuilder {
@@ -95,6 +101,7 @@ impl Default for CacheBuilder {
             lease_ttl: Duration::from_secs(30),
             compress_above: Some(DEFAULT_COMPRESS_ABOVE),
             durable: None,
+            env_error: None,
         }
     }
 }
@@ -117,6 +124,8 @@ impl CacheBuilder {
 
     /// Store in Redis at this URL (`redis://`, `rediss://` with the `tls`
     /// feature, `redis+unix://`; user and password in the URL for ACLs).
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(mut self, url: &str) -> Self {
         self.backend = BackendChoice::Redis(url.to_owned());
         self
@@ -136,6 +145,7 @@ impl CacheBuilder {
     /// # Ok(()) }
     /// ```
     #[cfg(feature = "cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cluster")))]
     pub fn redis_cluster<I, S>(mut self, nodes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -157,6 +167,8 @@ impl CacheBuilder {
     ///     .await?;
     /// # Ok(()) }
     /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis_sentinel<I, S>(mut self, sentinels: I, master: &str) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -173,41 +185,84 @@ impl CacheBuilder {
         self
     }
 
-    /// Applies the environment over the settings so far:
-    /// `REDIS_CLUSTER_URLS` (comma-separated seed nodes) set and non-empty →
-    /// Redis Cluster (with the `cluster` feature); else `REDIS_SENTINEL_URLS`
-    /// (comma-separated sentinels) → the primary named `REDIS_SENTINEL_MASTER`
-    /// (default `mymaster`); else `REDIS_URL` set and
-    /// non-empty → Redis at that URL, otherwise in-process;
-    /// `CACHE_NAMESPACE` set and non-empty → namespace. So an application can
-    /// give its own defaults and let deployment override them:
+    /// Cache nothing ([`Cache::disabled`]): every cache-aside call runs its
+    /// loader.
+    pub fn disabled(mut self) -> Self {
+        self.backend = BackendChoice::Disabled;
+        self
+    }
+
+    /// Applies the environment over the settings so far, so an application
+    /// gives its own defaults and deployment overrides them:
+    ///
+    /// * `CACHE_DISABLED` = `1`/`true`/`yes` → [`disabled`](Self::disabled),
+    ///   whatever else is set (`0`/`false`/`no`/empty: no effect; any other
+    ///   value makes [`build`](Self::build) fail);
+    /// * else `REDIS_CLUSTER_URLS` (comma-separated seed nodes) → Redis
+    ///   Cluster (feature `cluster`);
+    /// * else `REDIS_SENTINEL_URLS` (comma-separated sentinels) → the primary
+    ///   named `REDIS_SENTINEL_MASTER` (default `mymaster`);
+    /// * else `REDIS_URL` → Redis at that URL; without any of them,
+    ///   in-process;
+    /// * `CACHE_NAMESPACE` → namespace.
+    ///
+    /// Empty values count as unset. A Redis variable in a build without the
+    /// `redis` feature makes [`build`](Self::build) return
+    /// [`CacheError::Config`] rather than silently caching in process.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
-    /// let cache = cache_runtime::Cache::builder().namespace("lms").from_env().build().await?;
+    /// let cache = cache_runtime::Cache::builder().namespace("lms").env_overrides().build().await?;
     /// # Ok(()) }
     /// ```
-    pub fn from_env(mut self) -> Self {
-        if let Ok(ns) = std::env::var("CACHE_NAMESPACE")
-            && !ns.trim().is_empty()
-        {
-            self = self.namespace(ns.trim());
-        }
-        if let Ok(urls) = std::env::var("REDIS_CLUSTER_URLS")
-            && !urls.trim().is_empty()
-        {
-            let nodes = urls
-                .split(',')
+    pub fn env_overrides(self) -> Self {
+        self.overrides_from(|name| std::env::var(name).ok())
+    }
+
+    /// [`env_overrides`](Self::env_overrides) over any variable lookup.
+    fn overrides_from(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
                 .map(str::trim)
                 .filter(|u| !u.is_empty())
-                .map(str::to_owned);
-            self.backend = BackendChoice::Cluster(nodes.collect());
-            return self;
+                .map(str::to_owned)
+                .collect()
+        };
+        if let Some(ns) = var("CACHE_NAMESPACE") {
+            self = self.namespace(&ns);
         }
-        match std::env::var("REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => self.redis(url.trim()),
-            _ => self.memory(),
+        match var("CACHE_DISABLED").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("0" | "false" | "no") => {}
+            Some("1" | "true" | "yes") => {
+                self.backend = BackendChoice::Disabled;
+                return self;
+            }
+            Some(other) => {
+                self.env_error = Some(format!(
+                    "CACHE_DISABLED must be 1, true, yes, 0, false or no, got {other:?}"
+                ));
+                return self;
+            }
         }
+        self.backend = if let Some(urls) = var("REDIS_CLUSTER_URLS") {
+            BackendChoice::Cluster(list(urls))
+        } else if let Some(urls) = var("REDIS_SENTINEL_URLS") {
+            let master = var("REDIS_SENTINEL_MASTER").unwrap_or_else(|| "mymaster".to_owned());
+            BackendChoice::Sentinel(list(urls), master)
+        } else if let Some(url) = var("REDIS_URL") {
+            BackendChoice::Redis(url)
+        } else {
+            BackendChoice::Memory
+        };
+        self
+    }
+
+    /// The former name of [`env_overrides`](Self::env_overrides).
+    #[deprecated(since = "0.1.0", note = "renamed `env_overrides`: a builder step, not a constructor")]
+    #[doc(hidden)]
+    pub fn from_env(self) -> Self {
+        self.env_overrides()
     }
 
     /// Serialization format of new values (reads accept every codec).
@@ -299,6 +354,9 @@ impl CacheBuilder {
     /// Checks every setting: `CacheError::Config` names the first bad one.
     fn check(&self) -> Result<(), CacheError> {
         let bad = |msg: String| Err(CacheError::Config(msg));
+        if let Some(e) = &self.env_error {
+            return bad(e.clone());
+        }
         crate::keys::validate_namespace(&self.namespace).map_err(CacheError::Config)?;
         if !(self.jitter.is_finite() && (0.0..1.0).contains(&self.jitter)) {
             return bad(format!("ttl_jitter must be in [0, 1), got {}", self.jitter));
@@ -346,10 +404,18 @@ impl CacheBuilder {
     /// Builds the cache. Never waits for Redis: it connects on first use, so
     /// this succeeds while Redis is down. Errors only for a bad configuration
     /// (malformed URL, invalid namespace, out-of-range setting).
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::Config`] naming the first out-of-range setting, an
+    /// invalid namespace, or a backend this build lacks (a Redis URL from the
+    /// environment without the `redis` feature), and [`CacheError::InvalidUrl`]
+    /// for a malformed Redis URL. Never a connection error.
     pub async fn build(self) -> Result<Cache, CacheError> {
         self.check()?;
         let store = match &self.backend {
             BackendChoice::Memory => Store::Memory(MemoryStore::new(self.memory_capacity)),
+            BackendChoice::Disabled => Store::Disabled(DisabledStore),
             BackendChoice::Redis(url) => self.standalone(url)?,
             BackendChoice::Cluster(urls) => self.cluster(urls)?,
             BackendChoice::Sentinel(urls, master) => self.sentinel(urls, master)?,
@@ -377,6 +443,7 @@ impl CacheBuilder {
         })
     }
 
+    #[cfg(feature = "redis")]
     fn standalone(&self, url: &str) -> Result<Store, CacheError> {
         if url.starts_with("rediss:") && !cfg!(feature = "tls") {
             return Err(CacheError::Config(
@@ -390,6 +457,7 @@ impl CacheBuilder {
         Ok(Store::Redis(store))
     }
 
+    #[cfg(feature = "redis")]
     fn sentinel(&self, urls: &[String], master: &str) -> Result<Store, CacheError> {
         if urls.is_empty() || master.is_empty() {
             return Err(CacheError::Config(
@@ -415,6 +483,21 @@ impl CacheBuilder {
             self.op_timeout,
             shown,
         )))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn standalone(&self, _url: &str) -> Result<Store, CacheError> {
+        Err(CacheError::Config(
+            "Redis (REDIS_URL) needs the `redis` feature of cache-runtime, which is off in this build".into(),
+        ))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn sentinel(&self, _urls: &[String], _master: &str) -> Result<Store, CacheError> {
+        Err(CacheError::Config(
+            "Redis Sentinel (REDIS_SENTINEL_URLS) needs the `redis` feature of cache-runtime, which is off in this build"
+                .into(),
+        ))
     }
 
     #[cfg(not(feature = "cluster"))]
@@ -463,13 +546,93 @@ fn poll_ready_now<F: std::future::Future>(f: F) -> F::Output {
     }
 }
 
+#[cfg(feature = "redis")]
 use crate::redact::redact_url as redact;
+
+/// Without the Redis backends there is no URL parser: a configured URL is
+/// never shown (it may hold a password), only that there was one.
+#[cfg(not(feature = "redis"))]
+fn redact(_url: &str) -> String {
+    "<url>".to_owned()
+}
 
 /// A redis-rs URL error, without anything it may have echoed from the URL
 /// (its detail, e.g. the value of `?protocol=`).
+#[cfg(feature = "redis")]
 fn url_error(e: &redis::RedisError) -> String {
     match e.detail() {
         None => e.to_string(),
         Some(_) => e.category().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BackendChoice, CacheBuilder};
+    use crate::{BackendKind, CacheError};
+
+    fn with(vars: &[(&str, &str)]) -> CacheBuilder {
+        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        CacheBuilder::default()
+            .namespace("app")
+            .overrides_from(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    fn build(b: CacheBuilder) -> Result<crate::Cache, CacheError> {
+        super::poll_ready_now(b.build())
+    }
+
+    #[test]
+    fn cache_disabled_wins_over_redis() {
+        for on in ["1", "true", "YES", " 1 "] {
+            let b = with(&[("CACHE_DISABLED", on), ("REDIS_URL", "redis://127.0.0.1:1")]);
+            assert!(matches!(b.backend, BackendChoice::Disabled), "{on}: {:?}", b.backend);
+            assert_eq!(build(b).unwrap().backend(), BackendKind::Disabled);
+        }
+        for off in ["0", "false", "no", ""] {
+            let b = with(&[("CACHE_DISABLED", off)]);
+            assert!(matches!(b.backend, BackendChoice::Memory), "{off}: {:?}", b.backend);
+        }
+        let Err(CacheError::Config(msg)) = build(with(&[("CACHE_DISABLED", "maybe")])) else {
+            panic!("a malformed CACHE_DISABLED built");
+        };
+        assert!(msg.contains("CACHE_DISABLED") && msg.contains("maybe"), "{msg}");
+    }
+
+    #[test]
+    fn env_chooses_the_backend_and_namespace() {
+        assert!(matches!(with(&[]).backend, BackendChoice::Memory));
+        assert_eq!(with(&[]).namespace, "app");
+        assert_eq!(with(&[("CACHE_NAMESPACE", " lms ")]).namespace, "lms");
+        assert!(
+            matches!(with(&[("REDIS_URL", " redis://h:1 ")]).backend, BackendChoice::Redis(u) if u == "redis://h:1")
+        );
+        let b = with(&[
+            ("REDIS_SENTINEL_URLS", "redis://a:1, redis://b:2,"),
+            ("REDIS_URL", "redis://h:1"),
+        ]);
+        assert!(
+            matches!(&b.backend, BackendChoice::Sentinel(urls, m) if urls == &["redis://a:1", "redis://b:2"] && m == "mymaster"),
+            "{:?}",
+            b.backend
+        );
+        let b = with(&[
+            ("REDIS_CLUSTER_URLS", "redis://a:1"),
+            ("REDIS_SENTINEL_URLS", "redis://s:1"),
+        ]);
+        assert!(matches!(&b.backend, BackendChoice::Cluster(urls) if urls == &["redis://a:1"]));
+    }
+
+    /// Without the `redis` feature a Redis URL in the environment is an
+    /// error at `build`, never a silent in-process cache.
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_url_without_the_feature_is_a_config_error() {
+        for var in ["REDIS_URL", "REDIS_SENTINEL_URLS", "REDIS_CLUSTER_URLS"] {
+            let Err(CacheError::Config(msg)) = build(with(&[(var, "redis://127.0.0.1:6379")])) else {
+                panic!("{var} built without the redis feature");
+            };
+            assert!(msg.contains("feature"), "{msg}");
+        }
     }
 }

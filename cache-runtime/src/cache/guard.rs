@@ -148,10 +148,12 @@ impl Cache {
     fn map_err(&self, key: &str, e: StoreError) -> CacheError {
         match e {
             // The connection's own response timeout (of a SCAN round trip).
+            #[cfg(feature = "redis")]
             StoreError::Redis(source) if source.is_timeout() => self.timeout(key),
+            #[cfg(feature = "redis")]
             StoreError::Redis(source) => CacheError::Backend {
                 key: key.to_owned(),
-                source,
+                source: Box::new(source),
             },
             StoreError::NotAnInteger => CacheError::NotAnInteger { key: key.to_owned() },
         }

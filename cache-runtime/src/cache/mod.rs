@@ -4,6 +4,7 @@
 
 mod aside;
 mod builder;
+mod conditional;
 mod guard;
 mod ops;
 
@@ -23,6 +24,45 @@ use crate::flight::Flights;
 use crate::stats::{Scope, StatsInner};
 use crate::store::{Layout, Store};
 use crate::{CacheError, Invalidator, Stats};
+
+/// Where a [`Cache`] keeps its entries ([`Cache::backend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// In this process ([`Cache::memory`]).
+    InProcess,
+    /// A standalone Redis server.
+    Redis,
+    /// The Redis primary that a set of sentinels names.
+    RedisSentinel,
+    /// A Redis Cluster.
+    RedisCluster,
+    /// Nowhere: [`Cache::disabled`].
+    Disabled,
+}
+
+impl BackendKind {
+    /// True when entries are shared through Redis (standalone, Sentinel or
+    /// Cluster), false when they live in this process only.
+    pub fn is_redis(self) -> bool {
+        matches!(
+            self,
+            BackendKind::Redis | BackendKind::RedisSentinel | BackendKind::RedisCluster
+        )
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::InProcess => "in-process",
+            BackendKind::Redis => "redis",
+            BackendKind::RedisSentinel => "redis-sentinel",
+            BackendKind::RedisCluster => "redis-cluster",
+            BackendKind::Disabled => "disabled",
+        })
+    }
+}
 
 /// A cache handle: cheap to clone (an `Arc` inside), `Send + Sync`.
 ///
@@ -80,16 +120,53 @@ impl Cache {
         CacheBuilder::default().build_memory()
     }
 
+    /// A cache that caches nothing, for tests and for turning caching off:
+    /// every [`get_or_load`](Self::get_or_load) (and every `#[cached]`
+    /// call) runs its loader, concurrent callers included; nothing is
+    /// stored. The explicit operations succeed without effect: `get`
+    /// returns `None`, `set` and the invalidations are no-ops (`set` still
+    /// serializes the value, so a type that cannot be cached fails the same
+    /// way as with a real cache), `exists` is `false`, `incr_by(k, n)`
+    /// returns `n`.
+    ///
+    /// [`Cache::from_env`] builds one when `CACHE_DISABLED=1`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// use cache_runtime::{Cache, Ttl};
+    /// let cache = Cache::disabled();
+    /// cache.set("k", &1, Ttl::LONG).await?;
+    /// assert_eq!(cache.get::<i32>("k").await?, None);
+    /// # Ok(()) }
+    /// ```
+    pub fn disabled() -> Cache {
+        CacheBuilder::default().disabled().build_memory()
+    }
+
     /// A Redis cache with the default settings. Errors only for a malformed
     /// URL: it connects lazily and succeeds while Redis is down.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::InvalidUrl`] for a malformed URL, and
+    /// [`CacheError::Config`] for a `rediss://` URL without the `tls` feature.
+    /// Never a connection error.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub async fn redis(url: &str) -> Result<Cache, CacheError> {
         Cache::builder().redis(url).build().await
     }
 
     /// `REDIS_URL` set and non-empty → Redis, otherwise in-process;
     /// `CACHE_NAMESPACE` → namespace.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::Config`] or [`CacheError::InvalidUrl`] for a bad
+    /// value in the environment (see [`CacheBuilder::build`]). Never a
+    /// connection error.
     pub async fn from_env() -> Result<Cache, CacheError> {
-        Cache::builder().from_env().build().await
+        Cache::builder().env_overrides().build().await
     }
 
     /// A builder for every other setting.
@@ -102,14 +179,20 @@ impl Cache {
         self.inner.layout.namespace()
     }
 
-    /// `true` for a Redis-backed cache.
-    pub fn is_redis(&self) -> bool {
-        !self.inner.store.is_memory()
+    /// Where this cache keeps its entries, for logs and status pages.
+    ///
+    /// ```
+    /// use cache_runtime::{BackendKind, Cache};
+    /// assert_eq!(Cache::memory().backend(), BackendKind::InProcess);
+    /// assert_eq!(Cache::memory().backend().to_string(), "in-process");
+    /// ```
+    pub fn backend(&self) -> BackendKind {
+        self.inner.store.kind()
     }
 
-    /// The key as stored: `{namespace:key}` (namespace and key form one
-    /// Redis Cluster hash tag).
-    pub fn full_key(&self, key: &str) -> String {
+    /// The key as stored, for tests that plant or inspect raw values; see
+    /// `__private::full_key`.
+    pub(crate) fn full_key(&self, key: &str) -> String {
         self.inner.layout.entry(key)
     }
 

@@ -1,4 +1,4 @@
-//! The explicit operations of the original `CacheService`: errors are
+//! The explicit operations (`get`, `set`, `del`, …): errors are
 //! visible to the caller.
 
 use std::time::{Duration, Instant};
@@ -16,6 +16,13 @@ use crate::store::KeyTtl;
 impl Cache {
     /// Reads a value. `Ok(None)` when absent, expired, or dropped by a tag
     /// invalidation; `Err(Decode)` when the stored bytes are not a `T`.
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]), or [`CacheError::Decode`] when the stored
+    /// bytes are not a `T` (another type, an older shape, garbage).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
         let start = Instant::now();
         let entry = self.inner.layout.entry(key);
@@ -59,6 +66,13 @@ impl Cache {
 
     /// Stores a value for exactly `ttl` (at most ten years), revoking any
     /// load of the key in flight.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::Encode`] when the value does not serialize,
+    /// [`CacheError::TooLarge`] when it is over `max_value_bytes`, or a backend
+    /// failure ([`CacheError::Backend`], [`CacheError::Timeout`],
+    /// [`CacheError::Unavailable`]: see [`CacheError::is_backend`]).
     pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<(), CacheError> {
         let start = Instant::now();
         let bytes = self.encode(key, value)?;
@@ -70,6 +84,12 @@ impl Cache {
     }
 
     /// Deletes a key; `true` if it existed.
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]).
     pub async fn del(&self, key: &str) -> Result<bool, CacheError> {
         self.invalidator().key(key).await.map(|n| n > 0)
     }
@@ -81,28 +101,60 @@ impl Cache {
     /// contain no glob characters, so they match only themselves. A
     /// malformed glob (unterminated `[`, trailing `\`) is a
     /// [`CacheError::Config`].
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::Config`] for a malformed glob, or a backend
+    /// failure ([`CacheError::Backend`], [`CacheError::Timeout`],
+    /// [`CacheError::Unavailable`]: see [`CacheError::is_backend`]).
     pub async fn del_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         self.invalidator().pattern(pattern).await
     }
 
     /// Whether the key exists.
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]).
     pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         self.call(key, self.inner.store.exists(&self.inner.layout.entry(key)))
             .await
     }
 
     /// Remaining lifetime of the key.
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]).
     pub async fn ttl(&self, key: &str) -> Result<KeyTtl, CacheError> {
         self.call(key, self.inner.store.ttl(&self.inner.layout.entry(key)))
             .await
     }
 
     /// Adds one to an integer counter (created at 0), keeping its TTL.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::NotAnInteger`] when the key holds something else
+    /// (or the counter would overflow), or a backend failure
+    /// ([`CacheError::Backend`], [`CacheError::Timeout`],
+    /// [`CacheError::Unavailable`]: see [`CacheError::is_backend`]).
     pub async fn incr(&self, key: &str) -> Result<i64, CacheError> {
         self.incr_by(key, 1).await
     }
 
     /// Adds `by` to an integer counter (created at 0), keeping its TTL.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`CacheError::NotAnInteger`] when the key holds something else
+    /// (or the counter would overflow), or a backend failure
+    /// ([`CacheError::Backend`], [`CacheError::Timeout`],
+    /// [`CacheError::Unavailable`]: see [`CacheError::is_backend`]).
     pub async fn incr_by(&self, key: &str, by: i64) -> Result<i64, CacheError> {
         self.call(key, self.inner.store.incr_by(&self.inner.layout.entry(key), by))
             .await
@@ -110,6 +162,12 @@ impl Cache {
 
     /// Sets a new TTL (at most ten years) on an existing key; `false` if the
     /// key does not exist.
+    ///
+    /// # Errors
+    ///
+    /// Returns a backend failure ([`CacheError::Backend`],
+    /// [`CacheError::Timeout`], [`CacheError::Unavailable`]: see
+    /// [`CacheError::is_backend`]).
     pub async fn expire(&self, key: &str, ttl: Duration) -> Result<bool, CacheError> {
         let ttl = crate::ttl::clamp(ttl);
         self.call(key, self.inner.store.expire(&self.inner.layout.entry(key), ttl))

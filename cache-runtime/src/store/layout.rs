@@ -76,6 +76,7 @@ impl Layout {
     /// Globs matching every key of this namespace, in an order safe for
     /// invalidation: leases first (so no load in flight can store), then
     /// entries and tag versions, then the previous layout's keys.
+    #[cfg(feature = "redis")]
     pub(crate) fn namespace_patterns(&self) -> [String; 3] {
         [
             format!("{{{}:*}}{LEASE_SUFFIX}", self.ns),

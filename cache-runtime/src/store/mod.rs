@@ -26,9 +26,12 @@
 
 #[cfg(feature = "cluster")]
 mod cluster;
+mod disabled;
 pub(crate) mod layout;
 mod memory;
+#[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
 mod sentinel;
 
 use std::sync::Arc;
@@ -36,19 +39,24 @@ use std::time::Duration;
 
 #[cfg(feature = "cluster")]
 pub(crate) use cluster::ClusterStore;
+pub(crate) use disabled::DisabledStore;
 pub(crate) use layout::Layout;
 pub(crate) use memory::MemoryStore;
+#[cfg(feature = "redis")]
 pub(crate) use redis::RedisStore;
+#[cfg(feature = "redis")]
 pub(crate) use sentinel::SentinelStore;
 
 /// Errors of a store call. The in-process store only fails on `INCR` of a
 /// non-integer; Redis can fail in every call.
 #[derive(Debug)]
 pub(crate) enum StoreError {
+    #[cfg(feature = "redis")]
     Redis(::redis::RedisError),
     NotAnInteger,
 }
 
+#[cfg(feature = "redis")]
 impl From<::redis::RedisError> for StoreError {
     fn from(e: ::redis::RedisError) -> Self {
         StoreError::Redis(e)
@@ -60,6 +68,7 @@ impl StoreError {
     /// counts), as opposed to a refused command.
     pub(crate) fn is_outage(&self) -> bool {
         match self {
+            #[cfg(feature = "redis")]
             StoreError::Redis(e) => {
                 e.is_io_error()
                     || e.is_connection_refusal()
@@ -86,6 +95,7 @@ pub(crate) type SResult<T> = Result<T, StoreError>;
 #[derive(Debug)]
 pub(crate) enum Raw {
     Shared(Arc<[u8]>),
+    #[cfg(feature = "redis")]
     Owned(Vec<u8>),
 }
 
@@ -94,6 +104,7 @@ impl std::ops::Deref for Raw {
     fn deref(&self) -> &[u8] {
         match self {
             Raw::Shared(b) => b,
+            #[cfg(feature = "redis")]
             Raw::Owned(b) => b,
         }
     }
@@ -168,7 +179,10 @@ pub(crate) fn new_version() -> u64 {
 /// The storage engine of a cache.
 pub(crate) enum Store {
     Memory(MemoryStore),
+    Disabled(DisabledStore),
+    #[cfg(feature = "redis")]
     Redis(RedisStore),
+    #[cfg(feature = "redis")]
     Sentinel(SentinelStore),
     #[cfg(feature = "cluster")]
     Cluster(ClusterStore),
@@ -178,7 +192,10 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Store::Memory(_) => f.write_str("Memory"),
+            Store::Disabled(_) => f.write_str("Disabled"),
+            #[cfg(feature = "redis")]
             Store::Redis(r) => write!(f, "Redis({})", r.display_url),
+            #[cfg(feature = "redis")]
             Store::Sentinel(s) => write!(f, "Sentinel({})", s.display),
             #[cfg(feature = "cluster")]
             Store::Cluster(c) => write!(f, "Cluster({})", c.display),
@@ -190,7 +207,10 @@ macro_rules! dispatch {
     ($self:ident.$m:ident($($a:expr),*)) => {
         match $self {
             Store::Memory(s) => s.$m($($a),*),
+            Store::Disabled(s) => s.$m($($a),*),
+            #[cfg(feature = "redis")]
             Store::Redis(s) => s.$m($($a),*).await,
+            #[cfg(feature = "redis")]
             Store::Sentinel(s) => s.$m($($a),*).await,
             #[cfg(feature = "cluster")]
             Store::Cluster(s) => s.$m($($a),*).await,
@@ -199,8 +219,32 @@ macro_rules! dispatch {
 }
 
 impl Store {
+    /// In this process (memory or disabled): no timeouts, no breaker.
     pub(crate) fn is_memory(&self) -> bool {
-        matches!(self, Store::Memory(_))
+        matches!(
+            self.kind(),
+            crate::BackendKind::InProcess | crate::BackendKind::Disabled
+        )
+    }
+
+    /// [`Cache::disabled`](crate::Cache::disabled): nothing is stored and
+    /// every cache-aside call runs its loader.
+    pub(crate) fn is_disabled(&self) -> bool {
+        self.kind() == crate::BackendKind::Disabled
+    }
+
+    pub(crate) fn kind(&self) -> crate::BackendKind {
+        use crate::BackendKind as K;
+        match self {
+            Store::Memory(_) => K::InProcess,
+            Store::Disabled(_) => K::Disabled,
+            #[cfg(feature = "redis")]
+            Store::Redis(_) => K::Redis,
+            #[cfg(feature = "redis")]
+            Store::Sentinel(_) => K::RedisSentinel,
+            #[cfg(feature = "cluster")]
+            Store::Cluster(_) => K::RedisCluster,
+        }
     }
 
     /// How many independent failure domains (circuit breakers) the store

@@ -97,7 +97,7 @@ async fn main() -> Result<(), BoxError> {
     }
 
     let (db, seeded) = Db::from_env(SeedConfig::full()).await?;
-    let cache = Cache::builder().namespace("lms-web").from_env().build().await?;
+    let cache = Cache::builder().namespace("lms-web").env_overrides().build().await?;
     // A fresh database: entries of an earlier run must not outlive it. A
     // Redis that is down now is no reason not to start (the cache skips it
     // until it is back, and the namespace is cleared then by the TTLs).
@@ -110,7 +110,7 @@ async fn main() -> Result<(), BoxError> {
     println!("  database: {}", db_name(db.kind()));
     println!(
         "  cache:    {}",
-        match (mode, cache.is_redis()) {
+        match (mode, cache.backend().is_redis()) {
             (Mode::Uncached, _) => "off (CACHE_DISABLED): every page from the database".to_owned(),
             (_, true) => format!("Redis (REDIS_URL), namespace `{}`", cache.namespace()),
             (_, false) => format!(

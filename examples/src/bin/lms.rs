@@ -47,7 +47,7 @@ async fn main() -> Result<(), BoxError> {
         DbKind::Postgres => "Postgres (DATABASE_URL)",
     };
     let cache = cache_from_env().await?;
-    let cache_name = if cache.is_redis() {
+    let cache_name = if cache.backend().is_redis() {
         "Redis (REDIS_URL)"
     } else {
         "in-process (set REDIS_URL=redis://… for Redis)"
@@ -167,7 +167,7 @@ async fn main() -> Result<(), BoxError> {
 /// `REDIS_URL` → Redis, else in-process; namespace `CACHE_NAMESPACE` or
 /// `lms-example`.
 async fn cache_from_env() -> Result<Cache, cache_runtime::CacheError> {
-    Cache::builder().namespace("lms-example").from_env().build().await
+    Cache::builder().namespace("lms-example").env_overrides().build().await
 }
 
 struct Row {

@@ -28,7 +28,7 @@ async fn query_course(id: i64) -> Result<Course, std::io::Error> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     examples::cache_log::init();
     let cache = Cache::from_env().await?;
-    let backend = if cache.is_redis() {
+    let backend = if cache.backend().is_redis() {
         "Redis (REDIS_URL)"
     } else {
         "in-process (set REDIS_URL for Redis)"

@@ -1,16 +1,19 @@
 //! The original's learning platform (courses, students, teachers,
 //! enrollments, payments) over a real SQL database, cached with
-//! `#[cached]`: [`db`] (schema and generated data), [`repos`] (the cached
+//! `#[cached]`: [`db`] (schema and generated data), [`keys`] (the key
+//! set), [`repos`] (the cached
 //! repositories), [`service`] (the five pages and the mutations), [`warm`]
 //! (the warmers). The binary `lms` runs it all and prints what the cache buys.
 
 pub mod db;
+pub mod keys;
 pub mod model;
 pub mod repos;
 pub mod service;
 pub mod warm;
 
 pub use db::{Db, DbKind, SeedConfig, SeedReport};
+pub use keys::CacheKeys;
 pub use service::{Lms, Mode};
 
 /// What the repositories return.

@@ -1,5 +1,5 @@
 //! The repositories: plain sqlx queries, made cache-aside by `#[cached]`, with
-//! the original's key set (`CacheKeys`) and TTL policy:
+//! the original's key set ([`CacheKeys`](super::CacheKeys)) and TTL policy:
 //!
 //! | data | TTL | keys |
 //! | --- | --- | --- |

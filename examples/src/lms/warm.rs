@@ -3,7 +3,9 @@
 //! report. Jobs are the cached methods themselves, so a warm run loads what is
 //! missing and leaves fresh entries alone; each job is named by its key.
 
-use cache_runtime::{CacheKeys, WarmProgress, WarmReport, Warmer};
+use cache_runtime::{WarmProgress, WarmReport, Warmer};
+
+use super::CacheKeys;
 
 use super::service::Lms;
 

@@ -121,7 +121,12 @@ pub fn report(app: &App) -> CacheReport {
     let ms = |us: u64| us as f64 / 1000.0;
     CacheReport {
         namespace: cache.namespace().to_owned(),
-        backend: if cache.is_redis() { "redis" } else { "in-process" }.to_owned(),
+        backend: if cache.backend().is_redis() {
+            "redis"
+        } else {
+            "in-process"
+        }
+        .to_owned(),
         cache_enabled: app.mode() == Mode::Cached,
         degraded: cache.is_degraded(),
         breaker_opened: stats.breaker_opened,
