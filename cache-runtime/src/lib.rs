@@ -99,6 +99,7 @@ pub mod keys;
 mod metrics;
 mod policy;
 mod redact;
+mod scope;
 mod stats;
 mod store;
 mod ttl;
@@ -111,6 +112,9 @@ pub use global::{global, install};
 pub use invalidate::Invalidator;
 pub use keys::CacheKeys;
 pub use policy::Policy;
+pub use scope::{MAX_SCOPE_BYTES, RequestScope, scope};
+#[cfg(feature = "tower")]
+pub use scope::{ScopeLayer, ScopeService};
 pub use stats::{FunctionStats, Stats};
 pub use store::KeyTtl;
 pub use ttl::Ttl;

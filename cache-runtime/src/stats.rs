@@ -18,6 +18,7 @@ pub(crate) struct Counters {
     pub(crate) encode_errors: AtomicU64,
     pub(crate) stale_sets_prevented: AtomicU64,
     pub(crate) fill_waits: AtomicU64,
+    pub(crate) scope_hits: AtomicU64,
     /// Moving average of load durations (µs), for the fill-wait cap; not
     /// part of the snapshot.
     pub(crate) load_ewma_us: AtomicU64,
@@ -38,6 +39,7 @@ impl Counters {
             encode_errors: self.encode_errors.load(Relaxed),
             stale_sets_prevented: self.stale_sets_prevented.load(Relaxed),
             fill_waits: self.fill_waits.load(Relaxed),
+            scope_hits: self.scope_hits.load(Relaxed),
         }
     }
 }
@@ -159,6 +161,10 @@ pub struct FunctionStats {
     /// Misses that waited for another process's load of the same key (its
     /// fill lease) instead of loading.
     pub fill_waits: u64,
+    /// Calls answered by the request scope ([`scope`](crate::scope())) of an
+    /// earlier call of the same request, without a backend round trip;
+    /// included in `hits`.
+    pub scope_hits: u64,
 }
 
 impl FunctionStats {

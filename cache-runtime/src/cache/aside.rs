@@ -113,7 +113,8 @@ impl Cache {
     {
         let policy = policy.into();
         let ttl = policy.ttl;
-        self.load_through(key, &policy, loader, |_| Some(ttl)).await
+        let load = self.load_through(key, &policy, loader, |_| Some(ttl));
+        crate::scope::through(self, key, policy.name, |_| true, load).await
     }
 
     /// Like [`get_or_load`](Self::get_or_load) for loaders returning an
@@ -132,15 +133,16 @@ impl Cache {
     {
         let policy = policy.into();
         let (ttl, negative) = (policy.ttl, policy.negative_ttl);
-        self.load_through(
+        let load = self.load_through(
             key,
             &policy,
             loader,
             |v: &Option<T>| {
                 if v.is_some() { Some(ttl) } else { negative }
             },
-        )
-        .await
+        );
+        let keep = |v: &Option<T>| v.is_some() || negative.is_some();
+        crate::scope::through(self, key, policy.name, keep, load).await
     }
 
     /// Write-through: runs `loader` always and stores its `Ok` value
@@ -153,6 +155,7 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         let policy = policy.into();
+        crate::scope::forget_key(self, key);
         let mut fill = Fill::new(self, key, &policy);
         fill.scope.add(|c| &c.loads);
         let start = Instant::now();

@@ -46,7 +46,7 @@ pub struct Cache {
 pub(crate) struct Inner {
     pub(crate) layout: Layout,
     pub(crate) store: Store,
-    codec: Codec,
+    pub(crate) codec: Codec,
     op_timeout: Duration,
     jitter: f64,
     max_value_bytes: usize,

@@ -53,6 +53,7 @@ impl Cache {
     pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<(), CacheError> {
         let start = Instant::now();
         let bytes = self.encode(key, value)?;
+        crate::scope::forget_key(self, key);
         let entry = self.inner.layout.entry(key);
         let ttl = crate::ttl::clamp(ttl);
         let r = self.call(key, self.inner.store.set(&entry, &bytes, ttl)).await;
@@ -115,6 +116,7 @@ impl Cache {
     /// Deletes entries and revokes their leases; counts entries that existed.
     pub(crate) async fn drop_keys(&self, label: &str, keys: &[String]) -> Result<u64, CacheError> {
         self.inner.flights.invalidated();
+        crate::scope::forget_keys(self, keys);
         let entries: Vec<String> = keys.iter().map(|k| self.inner.layout.entry(k)).collect();
         self.call(label, self.inner.store.del(&entries)).await
     }
@@ -122,6 +124,7 @@ impl Cache {
     /// Gives each tag a new version.
     pub(crate) async fn drop_tags(&self, label: &str, tags: &[String]) -> Result<(), CacheError> {
         self.inner.flights.invalidated();
+        crate::scope::forget_all();
         let keys: Vec<String> = tags.iter().map(|t| self.inner.layout.tag(t)).collect();
         self.call(label, self.inner.store.bump_tags(&keys)).await
     }
@@ -130,6 +133,7 @@ impl Cache {
     pub(crate) async fn drop_pattern(&self, glob: &str) -> Result<u64, CacheError> {
         let pattern = self.inner.layout.entry_pattern(glob).map_err(CacheError::Config)?;
         self.inner.flights.invalidated();
+        crate::scope::forget_all();
         self.call_unbounded(glob, self.inner.store.del_pattern(&pattern, self.inner.scan_batch))
             .await
     }
@@ -138,6 +142,7 @@ impl Cache {
     /// and the previous layout's keys); counts entries.
     pub(crate) async fn drop_all(&self) -> Result<u64, CacheError> {
         self.inner.flights.invalidated();
+        crate::scope::forget_all();
         self.call_unbounded("*", self.inner.store.clear(&self.inner.layout, self.inner.scan_batch))
             .await
     }
