@@ -96,6 +96,7 @@ mod glob;
 mod global;
 mod invalidate;
 pub mod keys;
+pub mod log;
 mod metrics;
 mod policy;
 mod redact;

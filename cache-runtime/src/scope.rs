@@ -273,7 +273,7 @@ where
             stats.add(|c| &c.hits);
             stats.add(|c| &c.scope_hits);
             crate::metrics::request(name, "scope_hit");
-            trace_op("GET", key, "scope_hit", start);
+            trace_op(cache.origin(name), "GET", key, "scope_hit", start);
             return Ok(v);
         }
         Lookup::Claimed(claim) => claim,

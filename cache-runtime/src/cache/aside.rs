@@ -195,7 +195,7 @@ impl Cache {
                 Ok(v) => {
                     fill.scope.add(|c| &c.hits);
                     crate::metrics::request(fill.scope.name, "hit");
-                    trace_op("GET", key, "hit", start);
+                    trace_op(self.origin(policy.name), "GET", key, "hit", start);
                     return Ok(v);
                 }
                 Err(miss) => miss,
@@ -203,7 +203,7 @@ impl Cache {
             if round == 0 {
                 fill.scope.add(|c| &c.misses);
                 crate::metrics::request(fill.scope.name, miss.label());
-                trace_op("GET", key, miss.label(), start);
+                trace_op(self.origin(policy.name), "GET", key, miss.label(), start);
             }
             round += 1;
             if round > MAX_ROUNDS {
@@ -305,7 +305,8 @@ impl<'c> Fill<'c> {
             return Miss::Bypass;
         }
         self.scope.add(|c| &c.backend_errors);
-        tracing::debug!(target: "cache_runtime", key = self.key, error = %e, "cache call failed: treated as a miss");
+        tracing::debug!(target: "cache_runtime", namespace = self.cache.namespace(), function = self.scope.name,
+            key = self.key, error = %e, "cache call failed: treated as a miss");
         Miss::Error
     }
 
@@ -346,7 +347,8 @@ impl<'c> Fill<'c> {
         };
         if count {
             self.scope.add(|c| &c.decode_errors);
-            tracing::debug!(target: "cache_runtime", key = self.key, %reason, "undecodable value: treated as a miss");
+            tracing::debug!(target: "cache_runtime", namespace = self.cache.namespace(), function = self.scope.name,
+                key = self.key, %reason, "undecodable value: treated as a miss");
         }
         Err(Miss::Undecodable)
     }
@@ -496,7 +498,7 @@ impl<'c> Fill<'c> {
                 return Err(e);
             }
         };
-        trace_op("LOAD", self.key, "ok", load_start);
+        trace_op(cache.origin(self.scope.name), "LOAD", self.key, "ok", load_start);
         let bytes = match cache.encode_any_size(self.key, &value) {
             Ok(b) => b,
             Err(e) => {
@@ -538,14 +540,14 @@ impl<'c> Fill<'c> {
             .await
         {
             Ok(true) => {
-                if stored.is_some() {
-                    trace_op("SET", self.key, "ok", start);
+                if let Some((_, ttl)) = &stored {
+                    trace_op(cache.origin(self.scope.name).ttl(*ttl), "SET", self.key, "ok", start);
                 }
                 true
             }
             Ok(false) => {
                 self.scope.add(|c| &c.stale_sets_prevented);
-                trace_op("SET", self.key, "stale", start);
+                trace_op(cache.origin(self.scope.name), "SET", self.key, "stale", start);
                 false
             }
             Err(e) => {
@@ -648,7 +650,7 @@ impl<'c> Fill<'c> {
             )
             .await
         {
-            Ok(()) => trace_op("SET", self.key, "ok", start),
+            Ok(()) => trace_op(cache.origin(self.scope.name).ttl(ttl), "SET", self.key, "ok", start),
             Err(e) => {
                 self.note(&e);
             }

@@ -61,6 +61,26 @@ impl fmt::Debug for BackendChoice {
 ///
 /// Every setting is checked by [`build`](Self::build): an out-of-range value
 /// is a [`CacheError::Config`] naming the setting, never a panic later.
+///
+/// # Code and environment
+///
+/// **A setting made in code wins over the environment.** The
+/// [`from_env`](Self::from_env) step only fills what the code did not set
+/// (the namespace, the backend, logging), wherever it stands in the chain:
+/// `.namespace("tenant-a").from_env()` and `.from_env().namespace("tenant-a")`
+/// both use `tenant-a` whatever `CACHE_NAMESPACE` says, so a variable set
+/// for one part of a deployment cannot silently move a cache whose code
+/// chose its namespace (or its Redis). To let the environment decide a
+/// setting, leave it out of the code: `Cache::builder().from_env()` is
+/// namespace `CACHE_NAMESPACE`, else `cache`. To give a default of your own
+/// that the environment may replace, read the variable yourself:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+/// let ns = std::env::var("CACHE_NAMESPACE").unwrap_or_else(|_| "lms".to_owned());
+/// let cache = cache_runtime::Cache::builder().namespace(&ns).from_env().build().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CacheBuilder {
@@ -76,6 +96,18 @@ pub struct CacheBuilder {
     scan_batch: usize,
     lease_ttl: Duration,
     compress_above: Option<usize>,
+    log: bool,
+    /// Settings made in code, which the environment does not override.
+    explicit: Explicit,
+}
+
+/// Which environment-backed settings the code set (see "Code and
+/// environment" on [`CacheBuilder`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Explicit {
+    namespace: bool,
+    backend: bool,
+    log: bool,
 }
 
 impl Default for CacheBuilder {
@@ -93,6 +125,8 @@ impl Default for CacheBuilder {
             scan_batch: 500,
             lease_ttl: Duration::from_secs(30),
             compress_above: Some(DEFAULT_COMPRESS_ABOVE),
+            log: false,
+            explicit: Explicit::default(),
         }
     }
 }
@@ -110,6 +144,7 @@ impl CacheBuilder {
     /// `-`, `.`, so that namespaces never overlap.
     pub fn namespace(mut self, namespace: &str) -> Self {
         namespace.clone_into(&mut self.namespace);
+        self.explicit.namespace = true;
         self
     }
 
@@ -117,6 +152,7 @@ impl CacheBuilder {
     /// feature, `redis+unix://`; user and password in the URL for ACLs).
     pub fn redis(mut self, url: &str) -> Self {
         self.backend = BackendChoice::Redis(url.to_owned());
+        self.explicit.backend = true;
         self
     }
 
@@ -140,6 +176,7 @@ impl CacheBuilder {
         S: AsRef<str>,
     {
         self.backend = BackendChoice::Cluster(nodes.into_iter().map(|n| n.as_ref().to_owned()).collect());
+        self.explicit.backend = true;
         self
     }
 
@@ -162,50 +199,87 @@ impl CacheBuilder {
     {
         let urls = sentinels.into_iter().map(|n| n.as_ref().to_owned()).collect();
         self.backend = BackendChoice::Sentinel(urls, master.to_owned());
+        self.explicit.backend = true;
         self
     }
 
     /// Store in this process (the default).
     pub fn memory(mut self) -> Self {
         self.backend = BackendChoice::Memory;
+        self.explicit.backend = true;
         self
     }
 
-    /// Applies the environment over the settings so far:
-    /// `REDIS_CLUSTER_URLS` (comma-separated seed nodes) set and non-empty →
-    /// Redis Cluster (with the `cluster` feature); else `REDIS_SENTINEL_URLS`
-    /// (comma-separated sentinels) → the primary named `REDIS_SENTINEL_MASTER`
-    /// (default `mymaster`); else `REDIS_URL` set and
-    /// non-empty → Redis at that URL, otherwise in-process;
-    /// `CACHE_NAMESPACE` set and non-empty → namespace. So an application can
-    /// give its own defaults and let deployment override them:
+    /// Print every operation of this cache to stderr in the original's
+    /// shape, `[Cache] GET course:7: HIT (0.21ms)` (default off; the
+    /// environment's `CACHE_LOG=1` turns it on through
+    /// [`from_env`](Self::from_env)). See [`log`](crate::log), also for a
+    /// `tracing` layer that prints the same lines through your subscriber.
+    pub fn log(mut self, on: bool) -> Self {
+        self.log = on;
+        self.explicit.log = true;
+        self
+    }
+
+    /// Fills the settings the code did not make from the environment (a
+    /// setting made in code, before or after this call, always wins: see
+    /// "Code and environment" above). Variables, read when this is called;
+    /// empty ones count as unset:
+    ///
+    /// | variable | setting |
+    /// | --- | --- |
+    /// | `CACHE_NAMESPACE` | [`namespace`](Self::namespace) |
+    /// | `REDIS_CLUSTER_URLS` (comma-separated seed nodes) | [`redis_cluster`](Self::redis_cluster) (feature `cluster`) |
+    /// | else `REDIS_SENTINEL_URLS` (comma-separated), `REDIS_SENTINEL_MASTER` (default `mymaster`) | [`redis_sentinel`](Self::redis_sentinel) |
+    /// | else `REDIS_URL` | [`redis`](Self::redis); none of the three: [`memory`](Self::memory) |
+    /// | `CACHE_LOG` (`1` or `true` on, anything else off) | [`log`](Self::log) |
+    ///
+    /// The backend is one setting: code that chose any backend keeps it.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// // Backend and logging from the environment; the namespace from code.
     /// let cache = cache_runtime::Cache::builder().namespace("lms").from_env().build().await?;
+    /// assert_eq!(cache.namespace(), "lms");
     /// # Ok(()) }
     /// ```
     pub fn from_env(mut self) -> Self {
-        if let Ok(ns) = std::env::var("CACHE_NAMESPACE")
-            && !ns.trim().is_empty()
-        {
-            self = self.namespace(ns.trim());
-        }
-        if let Ok(urls) = std::env::var("REDIS_CLUSTER_URLS")
-            && !urls.trim().is_empty()
-        {
-            let nodes = urls
-                .split(',')
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let list = |v: String| -> Vec<String> {
+            v.split(',')
                 .map(str::trim)
                 .filter(|u| !u.is_empty())
-                .map(str::to_owned);
-            self.backend = BackendChoice::Cluster(nodes.collect());
-            return self;
+                .map(str::to_owned)
+                .collect()
+        };
+        if !self.explicit.namespace
+            && let Some(ns) = var("CACHE_NAMESPACE")
+        {
+            self.namespace = ns;
         }
-        match std::env::var("REDIS_URL") {
-            Ok(url) if !url.trim().is_empty() => self.redis(url.trim()),
-            _ => self.memory(),
+        if !self.explicit.log
+            && let Some(v) = var("CACHE_LOG")
+        {
+            self.log = v == "1" || v.eq_ignore_ascii_case("true");
         }
+        if !self.explicit.backend {
+            self.backend = if let Some(urls) = var("REDIS_CLUSTER_URLS") {
+                BackendChoice::Cluster(list(urls))
+            } else if let Some(urls) = var("REDIS_SENTINEL_URLS") {
+                let master = var("REDIS_SENTINEL_MASTER").unwrap_or_else(|| "mymaster".to_owned());
+                BackendChoice::Sentinel(list(urls), master)
+            } else if let Some(url) = var("REDIS_URL") {
+                BackendChoice::Redis(url)
+            } else {
+                BackendChoice::Memory
+            };
+        }
+        self
     }
 
     /// Serialization format of new values (reads accept every codec).
@@ -350,6 +424,7 @@ impl CacheBuilder {
                 stats: StatsInner::default(),
                 warned_oversized: Default::default(),
                 warned_encode: Default::default(),
+                log: self.log,
                 store,
             }),
         })

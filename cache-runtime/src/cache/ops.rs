@@ -44,7 +44,7 @@ impl Cache {
             Ok(None) => "miss",
             Err(_) => "error",
         };
-        trace_op("GET", key, outcome, start);
+        trace_op(self.origin(None), "GET", key, outcome, start);
         result
     }
 
@@ -57,7 +57,13 @@ impl Cache {
         let entry = self.inner.layout.entry(key);
         let ttl = crate::ttl::clamp(ttl);
         let r = self.call(key, self.inner.store.set(&entry, &bytes, ttl)).await;
-        trace_op("SET", key, if r.is_ok() { "ok" } else { "error" }, start);
+        trace_op(
+            self.origin(None).ttl(ttl),
+            "SET",
+            key,
+            if r.is_ok() { "ok" } else { "error" },
+            start,
+        );
         r
     }
 
