@@ -407,6 +407,7 @@ impl CacheBuilder {
             BackendChoice::Cluster(urls) => self.cluster(urls)?,
             BackendChoice::Sentinel(urls, master) => self.sentinel(urls, master)?,
         };
+        crate::metrics::register(&self.namespace);
         Ok(Cache {
             inner: Arc::new(Inner {
                 layout: Layout::new(&self.namespace),
