@@ -252,40 +252,46 @@ async fn lookup<T: DeserializeOwned>(cache: &Cache, key: &str) -> Lookup<T> {
     }
 }
 
-/// The request-scope hook of cache-aside: answers from the current scope,
-/// or runs `load` (the cache-aside call) and fills the scope with its value
-/// when `keep` says the cache would store it. Outside a scope, `load` as is.
-pub(crate) async fn through<T, E>(
+/// What [`check`] leaves to the call it did not answer: the key to fill
+/// in the current scope, if any.
+pub(crate) struct Fill(Option<Claim>);
+
+impl Fill {
+    /// Fills the scope with the call's result when `keep` says the cache
+    /// would store it (an `Ok` the policy caches); otherwise releases the
+    /// key, so that a waiting call of the scope loads.
+    pub(crate) fn keep<T: Serialize, E>(self, cache: &Cache, result: &Result<T, E>, keep: impl FnOnce(&T) -> bool) {
+        if let (Some(claim), Ok(v)) = (self.0, result)
+            && keep(v)
+            && let Ok(bytes) = cache.inner.codec.encode_with(v, None)
+        {
+            claim.fill(bytes);
+        }
+    }
+}
+
+/// The request-scope hook at the start of cache-aside: `Ok` is the answer
+/// from the current scope (an earlier call of the request); `Err` lets the
+/// call go on, and its result goes to [`Fill::keep`]. Outside a scope,
+/// `Err` at once (one task-local lookup).
+pub(crate) async fn check<T: DeserializeOwned>(
     cache: &Cache,
     key: &str,
     name: Option<&'static str>,
-    keep: impl FnOnce(&T) -> bool,
-    load: impl Future<Output = Result<T, E>>,
-) -> Result<T, E>
-where
-    T: Serialize + DeserializeOwned,
-{
+) -> Result<T, Fill> {
     let start = Instant::now();
-    let claim = match lookup::<T>(cache, key).await {
-        Lookup::Pass => return load.await,
+    match lookup::<T>(cache, key).await {
+        Lookup::Pass => Err(Fill(None)),
+        Lookup::Claimed(claim) => Err(Fill(Some(claim))),
         Lookup::Hit(v) => {
             let stats = cache.inner.stats.scope(name);
             stats.add(|c| &c.hits);
             stats.add(|c| &c.scope_hits);
             crate::metrics::request(name, "scope_hit");
             trace_op(cache.origin(name), "GET", key, "scope_hit", start);
-            return Ok(v);
+            Ok(v)
         }
-        Lookup::Claimed(claim) => claim,
-    };
-    let result = load.await;
-    if let Ok(v) = &result
-        && keep(v)
-        && let Ok(bytes) = cache.inner.codec.encode_with(v, None)
-    {
-        claim.fill(bytes);
     }
-    result
 }
 
 /// Drops these keys (as given to the cache, without the namespace) from the

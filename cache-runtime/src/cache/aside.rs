@@ -113,8 +113,15 @@ impl Cache {
     {
         let policy = policy.into();
         let ttl = policy.ttl;
-        let load = self.load_through(key, &policy, loader, |_| Some(ttl));
-        crate::scope::through(self, key, policy.name, |_| true, load).await
+        // Request scope (scope.rs): answered by an earlier call of the request,
+        // or this call's value fills it.
+        let fill = match crate::scope::check(self, key, policy.name).await {
+            Ok(v) => return Ok(v),
+            Err(fill) => fill,
+        };
+        let result = self.load_through(key, &policy, loader, |_| Some(ttl)).await;
+        fill.keep(self, &result, |_| true);
+        result
     }
 
     /// Like [`get_or_load`](Self::get_or_load) for loaders returning an
@@ -133,16 +140,22 @@ impl Cache {
     {
         let policy = policy.into();
         let (ttl, negative) = (policy.ttl, policy.negative_ttl);
-        let load = self.load_through(
-            key,
-            &policy,
-            loader,
-            |v: &Option<T>| {
-                if v.is_some() { Some(ttl) } else { negative }
-            },
-        );
-        let keep = |v: &Option<T>| v.is_some() || negative.is_some();
-        crate::scope::through(self, key, policy.name, keep, load).await
+        let fill = match crate::scope::check(self, key, policy.name).await {
+            Ok(v) => return Ok(v),
+            Err(fill) => fill,
+        };
+        let result = self
+            .load_through(
+                key,
+                &policy,
+                loader,
+                |v: &Option<T>| {
+                    if v.is_some() { Some(ttl) } else { negative }
+                },
+            )
+            .await;
+        fill.keep(self, &result, |v| v.is_some() || negative.is_some());
+        result
     }
 
     /// Write-through: runs `loader` always and stores its `Ok` value
