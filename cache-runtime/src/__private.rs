@@ -129,20 +129,21 @@ pub fn fn_path(cell: &'static OnceLock<&'static str>, marker: &'static str, func
 /// Runs the `invalidates = [..]` of a function whose body succeeded. Errors
 /// are logged, never returned: the user's call has already succeeded.
 pub async fn invalidate(cache: &Cache, function: &'static str, keys: &[String], tags: &[String], patterns: &[String]) {
-    let inv = cache.invalidator();
+    let inv = cache.invalidator().named(function);
+    let namespace = cache.namespace();
     if !keys.is_empty()
         && let Err(error) = inv.keys(keys).await
     {
-        tracing::warn!(target: "cache_runtime", function, %error, "invalidating keys failed");
+        tracing::warn!(target: "cache_runtime", namespace, function, %error, "invalidating keys failed");
     }
     if !tags.is_empty()
         && let Err(error) = inv.tags(tags).await
     {
-        tracing::warn!(target: "cache_runtime", function, %error, "invalidating tags failed");
+        tracing::warn!(target: "cache_runtime", namespace, function, %error, "invalidating tags failed");
     }
     for pattern in patterns {
         if let Err(error) = inv.pattern(pattern).await {
-            tracing::warn!(target: "cache_runtime", function, %error, "invalidating a pattern failed");
+            tracing::warn!(target: "cache_runtime", namespace, function, %error, "invalidating a pattern failed");
         }
     }
 }
@@ -188,7 +189,8 @@ where
         }
         (None, None) => {
             if let Err(error) = cache.del(key).await {
-                tracing::debug!(target: "cache_runtime", key, %error, "dropping a key after a None put failed");
+                tracing::debug!(target: "cache_runtime", namespace = cache.namespace(), function = policy.name, key, %error,
+                    "dropping a key after a None put failed");
             }
             Ok(None)
         }

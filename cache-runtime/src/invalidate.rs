@@ -24,11 +24,21 @@ use crate::{Cache, CacheError};
 #[derive(Debug, Clone)]
 pub struct Invalidator {
     cache: Cache,
+    /// The function invalidating (a `#[cached]` mutation), for its events.
+    function: Option<&'static str>,
 }
 
 impl Invalidator {
     pub(crate) fn new(cache: Cache) -> Self {
-        Invalidator { cache }
+        Invalidator { cache, function: None }
+    }
+
+    /// The same, its events naming `function`.
+    pub(crate) fn named(self, function: &'static str) -> Self {
+        Invalidator {
+            function: Some(function),
+            ..self
+        }
     }
 
     /// Drops one key; returns how many entries were dropped (0 or 1).
@@ -61,7 +71,7 @@ impl Invalidator {
         if r.is_ok() {
             crate::metrics::invalidation("key");
         }
-        trace_op("DEL", &label, outcome(&r), start);
+        trace_op(self.cache.origin(self.function), "DEL", &label, outcome(&r), start);
         r
     }
 
@@ -98,7 +108,13 @@ impl Invalidator {
         if r.is_ok() {
             crate::metrics::invalidation("tag");
         }
-        trace_op("INVALIDATE", &label, outcome(&r), start);
+        trace_op(
+            self.cache.origin(self.function),
+            "INVALIDATE",
+            &label,
+            outcome(&r),
+            start,
+        );
         r.map(|()| names.len() as u64)
     }
 
@@ -116,7 +132,13 @@ impl Invalidator {
         if r.is_ok() {
             crate::metrics::invalidation("pattern");
         }
-        trace_op("DEL_PATTERN", glob, outcome(&r), start);
+        trace_op(
+            self.cache.origin(self.function),
+            "DEL_PATTERN",
+            glob,
+            outcome(&r),
+            start,
+        );
         r
     }
 
@@ -134,7 +156,13 @@ impl Invalidator {
         if r.is_ok() {
             crate::metrics::invalidation("all");
         }
-        trace_op("CLEAR", self.cache.namespace(), outcome(&r), start);
+        trace_op(
+            self.cache.origin(self.function),
+            "CLEAR",
+            self.cache.namespace(),
+            outcome(&r),
+            start,
+        );
         r
     }
 }

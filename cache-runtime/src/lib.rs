@@ -223,10 +223,12 @@ mod glob;
 mod global;
 mod invalidate;
 pub mod keys;
+pub mod log;
 mod metrics;
 mod policy;
 #[cfg(feature = "redis")]
 mod redact;
+mod scope;
 mod stats;
 mod store;
 mod ttl;
@@ -238,6 +240,9 @@ pub use error::CacheError;
 pub use global::{global, install};
 pub use invalidate::Invalidator;
 pub use policy::Policy;
+pub use scope::{MAX_SCOPE_BYTES, RequestScope, scope};
+#[cfg(feature = "tower")]
+pub use scope::{ScopeLayer, ScopeService};
 pub use stats::{FunctionStats, Stats};
 pub use store::KeyTtl;
 pub use ttl::Ttl;

@@ -6,7 +6,7 @@
 //!
 //! | name | type | labels |
 //! | --- | --- | --- |
-//! | `cache_requests_total` | counter | `function`, `outcome` (hit, miss, stale, undecodable, error, bypass) |
+//! | `cache_requests_total` | counter | `function`, `outcome` (hit, miss, stale, undecodable, error, bypass; scope_hit: answered by the request scope) |
 //! | `cache_loads_total` | counter | `function`, `result` (ok, error) |
 //! | `cache_load_duration_seconds` | histogram | `function` |
 //! | `cache_operation_duration_seconds` | histogram | `op` (GET, SET, DEL, INVALIDATE, DEL_PATTERN, CLEAR, LOAD) |
@@ -60,6 +60,24 @@ pub(crate) fn backend_error(kind: &'static str) {
 pub(crate) fn breakers_open(namespace: &str, open: usize) {
     #[cfg(feature = "metrics")]
     metrics::gauge!("cache_breaker_open", "namespace" => namespace.to_owned()).set(open as f64);
+}
+
+/// A new cache's series that may stay at zero for long (no invalidation,
+/// no error, the breaker closed), recorded as zero so that they exist from
+/// the start (dashboards and `rate()` need a first sample). Labels are the
+/// fixed lists above.
+#[inline]
+pub(crate) fn register(namespace: &str) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!("cache_breaker_open", "namespace" => namespace.to_owned()).set(0.0);
+        for kind in ["key", "tag", "pattern", "all"] {
+            metrics::counter!("cache_invalidations_total", "kind" => kind).increment(0);
+        }
+        for kind in ["timeout", "unavailable", "backend"] {
+            metrics::counter!("cache_backend_errors_total", "kind" => kind).increment(0);
+        }
+    }
 }
 
 /// One invalidation that returned.

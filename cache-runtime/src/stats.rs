@@ -20,6 +20,7 @@ pub(crate) struct Counters {
     pub(crate) fill_waits: AtomicU64,
     pub(crate) stale_served: AtomicU64,
     pub(crate) refreshes: AtomicU64,
+    pub(crate) scope_hits: AtomicU64,
     /// Moving average of load durations (µs), for the fill-wait cap; not
     /// part of the snapshot.
     pub(crate) load_ewma_us: AtomicU64,
@@ -42,6 +43,7 @@ impl Counters {
             fill_waits: self.fill_waits.load(Relaxed),
             stale_served: self.stale_served.load(Relaxed),
             refreshes: self.refreshes.load(Relaxed),
+            scope_hits: self.scope_hits.load(Relaxed),
         }
     }
 }
@@ -169,6 +171,10 @@ pub struct FunctionStats {
     /// Reloads of entries that were still served: early refresh (XFetch)
     /// and stale-while-revalidate.
     pub refreshes: u64,
+    /// Calls answered by the request scope ([`scope`](crate::scope())) of an
+    /// earlier call of the same request, without a backend round trip;
+    /// included in `hits`.
+    pub scope_hits: u64,
 }
 
 impl FunctionStats {

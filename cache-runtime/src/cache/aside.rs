@@ -167,7 +167,15 @@ impl Cache {
     {
         let policy = policy.into();
         let ttl = policy.ttl;
-        self.load_through(key, &policy, loader, |_| Some(ttl)).await
+        // Request scope (scope.rs): answered by an earlier call of the request,
+        // or this call's value fills it.
+        let fill = match crate::scope::check(self, key, policy.name).await {
+            Ok(v) => return Ok(v),
+            Err(fill) => fill,
+        };
+        let result = self.load_through(key, &policy, loader, |_| Some(ttl)).await;
+        fill.keep(self, &result, |_| true);
+        result
     }
 
     /// Like [`get_or_load`](Self::get_or_load) for loaders returning an
@@ -191,15 +199,22 @@ impl Cache {
     {
         let policy = policy.into();
         let (ttl, negative) = (policy.ttl, policy.negative_ttl);
-        self.load_through(
-            key,
-            &policy,
-            loader,
-            |v: &Option<T>| {
-                if v.is_some() { Some(ttl) } else { negative }
-            },
-        )
-        .await
+        let fill = match crate::scope::check(self, key, policy.name).await {
+            Ok(v) => return Ok(v),
+            Err(fill) => fill,
+        };
+        let result = self
+            .load_through(
+                key,
+                &policy,
+                loader,
+                |v: &Option<T>| {
+                    if v.is_some() { Some(ttl) } else { negative }
+                },
+            )
+            .await;
+        fill.keep(self, &result, |v| v.is_some() || negative.is_some());
+        result
     }
 
     /// Write-through: runs `loader` always and stores its `Ok` value
@@ -217,6 +232,7 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         let policy = policy.into();
+        crate::scope::forget_key(self, key);
         let mut fill = Fill::new(self, key, &policy);
         fill.scope.add(|c| &c.loads);
         let start = Instant::now();
@@ -267,7 +283,7 @@ impl Cache {
                     if round == 0 {
                         fill.scope.add(|c| &c.misses);
                         crate::metrics::request(fill.scope.name, miss.label());
-                        trace_op("GET", key, miss.label(), start);
+                        trace_op(self.origin(policy.name), "GET", key, miss.label(), start);
                     }
                     round += 1;
                     if round > MAX_ROUNDS {
@@ -293,7 +309,7 @@ impl Cache {
             };
             fill.scope.add(|c| &c.hits);
             crate::metrics::request(fill.scope.name, outcome);
-            trace_op("GET", key, outcome, start);
+            trace_op(self.origin(policy.name), "GET", key, outcome, start);
             return found;
         }
     }
@@ -389,7 +405,8 @@ impl<'c> Fill<'c> {
             return Miss::Bypass;
         }
         self.scope.add(|c| &c.backend_errors);
-        tracing::debug!(target: "cache_runtime", key = self.key, error = %e, "cache call failed: treated as a miss");
+        tracing::debug!(target: "cache_runtime", namespace = self.cache.namespace(), function = self.scope.name,
+            key = self.key, error = %e, "cache call failed: treated as a miss");
         Miss::Error
     }
 
@@ -468,7 +485,8 @@ impl<'c> Fill<'c> {
         };
         if count {
             self.scope.add(|c| &c.decode_errors);
-            tracing::debug!(target: "cache_runtime", key = self.key, %reason, "undecodable value: treated as a miss");
+            tracing::debug!(target: "cache_runtime", namespace = self.cache.namespace(), function = self.scope.name,
+                key = self.key, %reason, "undecodable value: treated as a miss");
         }
         Err(Miss::Undecodable)
     }
@@ -727,7 +745,7 @@ impl<'c> Fill<'c> {
                 return self.or_stale(Err(e), fallback);
             }
         };
-        trace_op("LOAD", self.key, "ok", load_start);
+        trace_op(cache.origin(self.scope.name), "LOAD", self.key, "ok", load_start);
         let bytes = match cache.encode_any_size(self.key, &value) {
             Ok(b) => b,
             Err(e) => {
@@ -780,14 +798,14 @@ impl<'c> Fill<'c> {
             .await
         {
             Ok(true) => {
-                if stored.is_some() {
-                    trace_op("SET", self.key, "ok", start);
+                if let Some((_, ttl)) = &stored {
+                    trace_op(cache.origin(self.scope.name).ttl(*ttl), "SET", self.key, "ok", start);
                 }
                 true
             }
             Ok(false) => {
                 self.scope.add(|c| &c.stale_sets_prevented);
-                trace_op("SET", self.key, "stale", start);
+                trace_op(cache.origin(self.scope.name), "SET", self.key, "stale", start);
                 false
             }
             Err(e) => {
@@ -900,7 +918,7 @@ impl<'c> Fill<'c> {
             )
             .await
         {
-            Ok(()) => trace_op("SET", self.key, "ok", start),
+            Ok(()) => trace_op(cache.origin(self.scope.name).ttl(ttl), "SET", self.key, "ok", start),
             Err(e) => {
                 self.note(&e);
             }

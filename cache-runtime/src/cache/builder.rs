@@ -65,6 +65,26 @@ impl fmt::Debug for BackendChoice {
 ///
 /// Every setting is checked by [`build`](Self::build): an out-of-range value
 /// is a [`CacheError::Config`] naming the setting, never a panic later.
+///
+/// # Code and environment
+///
+/// **A setting made in code wins over the environment.** The
+/// [`from_env`](Self::from_env) step only fills what the code did not set
+/// (the namespace, the backend, logging), wherever it stands in the chain:
+/// `.namespace("tenant-a").env_overrides()` and `.env_overrides().namespace("tenant-a")`
+/// both use `tenant-a` whatever `CACHE_NAMESPACE` says, so a variable set
+/// for one part of a deployment cannot silently move a cache whose code
+/// chose its namespace (or its Redis). To let the environment decide a
+/// setting, leave it out of the code: `Cache::builder().env_overrides()` is
+/// namespace `CACHE_NAMESPACE`, else `cache`. To give a default of your own
+/// that the environment may replace, read the variable yourself:
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+/// let ns = std::env::var("CACHE_NAMESPACE").unwrap_or_else(|_| "lms".to_owned());
+/// let cache = cache_runtime::Cache::builder().namespace(&ns).env_overrides().build().await?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct CacheBuilder {
@@ -83,6 +103,18 @@ pub struct CacheBuilder {
     durable: Option<(u32, Duration)>,
     /// A malformed environment variable, reported by `build`.
     env_error: Option<String>,
+    log: bool,
+    /// Settings made in code, which the environment does not override.
+    explicit: Explicit,
+}
+
+/// Which environment-backed settings the code set (see "Code and
+/// environment" on [`CacheBuilder`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Explicit {
+    namespace: bool,
+    backend: bool,
+    log: bool,
 }
 
 impl Default for CacheBuilder {
@@ -102,6 +134,8 @@ impl Default for CacheBuilder {
             compress_above: Some(DEFAULT_COMPRESS_ABOVE),
             durable: None,
             env_error: None,
+            log: false,
+            explicit: Explicit::default(),
         }
     }
 }
@@ -119,6 +153,7 @@ impl CacheBuilder {
     /// `-`, `.`, so that namespaces never overlap.
     pub fn namespace(mut self, namespace: &str) -> Self {
         namespace.clone_into(&mut self.namespace);
+        self.explicit.namespace = true;
         self
     }
 
@@ -128,6 +163,7 @@ impl CacheBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(mut self, url: &str) -> Self {
         self.backend = BackendChoice::Redis(url.to_owned());
+        self.explicit.backend = true;
         self
     }
 
@@ -152,6 +188,7 @@ impl CacheBuilder {
         S: AsRef<str>,
     {
         self.backend = BackendChoice::Cluster(nodes.into_iter().map(|n| n.as_ref().to_owned()).collect());
+        self.explicit.backend = true;
         self
     }
 
@@ -176,12 +213,14 @@ impl CacheBuilder {
     {
         let urls = sentinels.into_iter().map(|n| n.as_ref().to_owned()).collect();
         self.backend = BackendChoice::Sentinel(urls, master.to_owned());
+        self.explicit.backend = true;
         self
     }
 
     /// Store in this process (the default).
     pub fn memory(mut self) -> Self {
         self.backend = BackendChoice::Memory;
+        self.explicit.backend = true;
         self
     }
 
@@ -189,34 +228,57 @@ impl CacheBuilder {
     /// loader.
     pub fn disabled(mut self) -> Self {
         self.backend = BackendChoice::Disabled;
+        self.explicit.backend = true;
         self
     }
 
-    /// Applies the environment over the settings so far, so an application
-    /// gives its own defaults and deployment overrides them:
+    /// Print every operation of this cache to stderr in the original's
+    /// shape, `[Cache] GET course:7: HIT (0.21ms)` (default off; the
+    /// environment's `CACHE_LOG=1` turns it on through
+    /// [`env_overrides`](Self::env_overrides)). See [`log`](crate::log), also
+    /// for a `tracing` layer that prints the same lines through your
+    /// subscriber.
+    pub fn log(mut self, on: bool) -> Self {
+        self.log = on;
+        self.explicit.log = true;
+        self
+    }
+
+    /// Fills the settings the code did not make from the environment (a
+    /// setting made in code, before or after this call, always wins: see
+    /// "Code and environment" above). Variables, read when this is called;
+    /// empty ones count as unset:
     ///
-    /// * `CACHE_DISABLED` = `1`/`true`/`yes` → [`disabled`](Self::disabled),
-    ///   whatever else is set (`0`/`false`/`no`/empty: no effect; any other
-    ///   value makes [`build`](Self::build) fail);
-    /// * else `REDIS_CLUSTER_URLS` (comma-separated seed nodes) → Redis
-    ///   Cluster (feature `cluster`);
-    /// * else `REDIS_SENTINEL_URLS` (comma-separated sentinels) → the primary
-    ///   named `REDIS_SENTINEL_MASTER` (default `mymaster`);
-    /// * else `REDIS_URL` → Redis at that URL; without any of them,
-    ///   in-process;
-    /// * `CACHE_NAMESPACE` → namespace.
+    /// | variable | setting |
+    /// | --- | --- |
+    /// | `CACHE_DISABLED` (`1`/`true`/`yes`) | [`disabled`](Self::disabled), **over any backend set in code**: the switch for tests (`0`/`false`/`no`: no effect; any other value makes [`build`](Self::build) fail) |
+    /// | `CACHE_NAMESPACE` | [`namespace`](Self::namespace) |
+    /// | `REDIS_CLUSTER_URLS` (comma-separated seed nodes) | [`redis_cluster`](Self::redis_cluster) (feature `cluster`) |
+    /// | else `REDIS_SENTINEL_URLS` (comma-separated), `REDIS_SENTINEL_MASTER` (default `mymaster`) | [`redis_sentinel`](Self::redis_sentinel) |
+    /// | else `REDIS_URL` | [`redis`](Self::redis); none of the three: [`memory`](Self::memory) |
+    /// | `CACHE_LOG` (`1` or `true` on, anything else off) | [`log`](Self::log) |
     ///
-    /// Empty values count as unset. A Redis variable in a build without the
-    /// `redis` feature makes [`build`](Self::build) return
-    /// [`CacheError::Config`] rather than silently caching in process.
+    /// The backend is one setting: code that chose any backend keeps it. A
+    /// Redis variable in a build without the `redis` feature makes
+    /// [`build`](Self::build) return [`CacheError::Config`] rather than
+    /// silently caching in process.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// // Backend and logging from the environment; the namespace from code.
     /// let cache = cache_runtime::Cache::builder().namespace("lms").env_overrides().build().await?;
+    /// assert_eq!(cache.namespace(), "lms");
     /// # Ok(()) }
     /// ```
     pub fn env_overrides(self) -> Self {
         self.overrides_from(|name| std::env::var(name).ok())
+    }
+
+    /// The former name of [`env_overrides`](Self::env_overrides).
+    #[deprecated(since = "0.1.0", note = "renamed `env_overrides`: a builder step, not a constructor")]
+    #[doc(hidden)]
+    pub fn from_env(self) -> Self {
+        self.env_overrides()
     }
 
     /// [`env_overrides`](Self::env_overrides) over any variable lookup.
@@ -229,8 +291,15 @@ impl CacheBuilder {
                 .map(str::to_owned)
                 .collect()
         };
-        if let Some(ns) = var("CACHE_NAMESPACE") {
-            self = self.namespace(&ns);
+        if !self.explicit.namespace
+            && let Some(ns) = var("CACHE_NAMESPACE")
+        {
+            self.namespace = ns;
+        }
+        if !self.explicit.log
+            && let Some(v) = var("CACHE_LOG")
+        {
+            self.log = v == "1" || v.eq_ignore_ascii_case("true");
         }
         match var("CACHE_DISABLED").map(|v| v.to_ascii_lowercase()).as_deref() {
             None | Some("0" | "false" | "no") => {}
@@ -245,24 +314,19 @@ impl CacheBuilder {
                 return self;
             }
         }
-        self.backend = if let Some(urls) = var("REDIS_CLUSTER_URLS") {
-            BackendChoice::Cluster(list(urls))
-        } else if let Some(urls) = var("REDIS_SENTINEL_URLS") {
-            let master = var("REDIS_SENTINEL_MASTER").unwrap_or_else(|| "mymaster".to_owned());
-            BackendChoice::Sentinel(list(urls), master)
-        } else if let Some(url) = var("REDIS_URL") {
-            BackendChoice::Redis(url)
-        } else {
-            BackendChoice::Memory
-        };
+        if !self.explicit.backend {
+            self.backend = if let Some(urls) = var("REDIS_CLUSTER_URLS") {
+                BackendChoice::Cluster(list(urls))
+            } else if let Some(urls) = var("REDIS_SENTINEL_URLS") {
+                let master = var("REDIS_SENTINEL_MASTER").unwrap_or_else(|| "mymaster".to_owned());
+                BackendChoice::Sentinel(list(urls), master)
+            } else if let Some(url) = var("REDIS_URL") {
+                BackendChoice::Redis(url)
+            } else {
+                BackendChoice::Memory
+            };
+        }
         self
-    }
-
-    /// The former name of [`env_overrides`](Self::env_overrides).
-    #[deprecated(since = "0.1.0", note = "renamed `env_overrides`: a builder step, not a constructor")]
-    #[doc(hidden)]
-    pub fn from_env(self) -> Self {
-        self.env_overrides()
     }
 
     /// Serialization format of new values (reads accept every codec).
@@ -420,6 +484,7 @@ impl CacheBuilder {
             BackendChoice::Cluster(urls) => self.cluster(urls)?,
             BackendChoice::Sentinel(urls, master) => self.sentinel(urls, master)?,
         };
+        crate::metrics::register(&self.namespace);
         Ok(Cache {
             inner: Arc::new(Inner {
                 layout: Layout::new(&self.namespace),
@@ -438,6 +503,7 @@ impl CacheBuilder {
                 stats: StatsInner::default(),
                 warned_oversized: Default::default(),
                 warned_encode: Default::default(),
+                log: self.log,
                 store,
             }),
         })

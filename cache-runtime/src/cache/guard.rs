@@ -182,18 +182,65 @@ impl Cache {
     }
 }
 
-/// One `debug` event per operation: key, outcome and elapsed time, never the
-/// value.
-pub(crate) fn trace_op(op: &'static str, key: &str, outcome: &'static str, start: Instant) {
+/// Where an operation's event comes from: the cache (its namespace and
+/// whether it prints operations itself, `CACHE_LOG`), the cached function
+/// when known, and the TTL a `SET` stored with.
+#[derive(Clone, Copy)]
+pub(crate) struct Origin<'a> {
+    cache: &'a Cache,
+    function: Option<&'static str>,
+    ttl: Option<Duration>,
+}
+
+impl Cache {
+    /// The origin of this cache's events for `function`.
+    pub(crate) fn origin(&self, function: Option<&'static str>) -> Origin<'_> {
+        Origin {
+            cache: self,
+            function,
+            ttl: None,
+        }
+    }
+}
+
+impl Origin<'_> {
+    /// With the TTL an entry was stored for.
+    pub(crate) fn ttl(self, ttl: Duration) -> Self {
+        Origin { ttl: Some(ttl), ..self }
+    }
+}
+
+/// One `debug` event per operation: namespace, function (when known), key,
+/// outcome, elapsed time and, for a store, its TTL; never the value. Printed
+/// in the original's shape too when the cache logs operations (`CACHE_LOG`).
+pub(crate) fn trace_op(at: Origin<'_>, op: &'static str, key: &str, outcome: &'static str, start: Instant) {
     let took = start.elapsed();
     crate::metrics::operation(op, took);
+    let namespace = at.cache.namespace();
+    let elapsed_us = took.as_micros() as u64;
+    let ttl_s = at.ttl.map(|t| t.as_secs());
     tracing::debug!(
         target: "cache_runtime",
         op,
         key,
         outcome,
-        elapsed_us = took.as_micros() as u64,
+        elapsed_us,
+        ttl_s,
+        namespace,
+        function = at.function,
     );
+    if at.cache.inner.log && crate::log::prints_directly() {
+        let line = crate::log::Line {
+            op,
+            key,
+            outcome,
+            elapsed_us,
+            ttl_s,
+            namespace,
+            function: at.function,
+        };
+        eprintln!("{line}");
+    }
 }
 
 /// The metrics label of an error.

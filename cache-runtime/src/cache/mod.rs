@@ -86,7 +86,7 @@ pub struct Cache {
 pub(crate) struct Inner {
     pub(crate) layout: Layout,
     pub(crate) store: Store,
-    codec: Codec,
+    pub(crate) codec: Codec,
     op_timeout: Duration,
     jitter: f64,
     max_value_bytes: usize,
@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     pub(crate) stats: StatsInner,
     warned_oversized: AtomicBool,
     warned_encode: AtomicBool,
+    /// Print each operation in the original's shape (`CACHE_LOG`, see `log.rs`).
+    pub(crate) log: bool,
 }
 
 impl fmt::Debug for Cache {
@@ -158,7 +160,9 @@ impl Cache {
     }
 
     /// `REDIS_URL` set and non-empty → Redis, otherwise in-process;
-    /// `CACHE_NAMESPACE` → namespace.
+    /// `CACHE_NAMESPACE` → namespace; `CACHE_LOG=1` → every operation
+    /// printed to stderr (see [`log`](crate::log)). See
+    /// [`CacheBuilder::env_overrides`] for every variable.
     ///
     /// # Errors
     ///
@@ -255,9 +259,10 @@ impl Cache {
             }
         };
         if warned.swap(true, Relaxed) {
-            tracing::debug!(target: "cache_runtime", key, error = %e, "value not cached");
+            tracing::debug!(target: "cache_runtime", namespace = self.namespace(), function = scope.name, key,
+                error = %e, "value not cached");
         } else {
-            tracing::warn!(target: "cache_runtime", key, error = %e,
+            tracing::warn!(target: "cache_runtime", namespace = self.namespace(), function = scope.name, key, error = %e,
                 "value not cached (further cases are logged at debug and counted in stats)");
         }
     }

@@ -60,7 +60,7 @@ impl Cache {
             Ok(None) => "miss",
             Err(_) => "error",
         };
-        trace_op("GET", key, outcome, start);
+        trace_op(self.origin(None), "GET", key, outcome, start);
         result
     }
 
@@ -76,10 +76,17 @@ impl Cache {
     pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<(), CacheError> {
         let start = Instant::now();
         let bytes = self.encode(key, value)?;
+        crate::scope::forget_key(self, key);
         let entry = self.inner.layout.entry(key);
         let ttl = crate::ttl::clamp(ttl);
         let r = self.call(key, self.inner.store.set(&entry, &bytes, ttl)).await;
-        trace_op("SET", key, if r.is_ok() { "ok" } else { "error" }, start);
+        trace_op(
+            self.origin(None).ttl(ttl),
+            "SET",
+            key,
+            if r.is_ok() { "ok" } else { "error" },
+            start,
+        );
         r
     }
 
@@ -182,6 +189,7 @@ impl Cache {
     /// Deletes entries and revokes their leases; counts entries that existed.
     pub(crate) async fn drop_keys(&self, label: &str, keys: &[String]) -> Result<u64, CacheError> {
         self.inner.flights.invalidated();
+        crate::scope::forget_keys(self, keys);
         let entries: Vec<String> = keys.iter().map(|k| self.inner.layout.entry(k)).collect();
         let n = self.call(label, self.inner.store.del(&entries)).await?;
         self.durable(label, &entries).await?;
@@ -191,6 +199,7 @@ impl Cache {
     /// Gives each tag a new version.
     pub(crate) async fn drop_tags(&self, label: &str, tags: &[String]) -> Result<(), CacheError> {
         self.inner.flights.invalidated();
+        crate::scope::forget_all();
         let keys: Vec<String> = tags.iter().map(|t| self.inner.layout.tag(t)).collect();
         self.call(label, self.inner.store.bump_tags(&keys)).await?;
         self.durable(label, &keys).await
@@ -218,6 +227,7 @@ impl Cache {
     pub(crate) async fn drop_pattern(&self, glob: &str) -> Result<u64, CacheError> {
         let pattern = self.inner.layout.entry_pattern(glob).map_err(CacheError::Config)?;
         self.inner.flights.invalidated();
+        crate::scope::forget_all();
         self.call_unbounded(glob, self.inner.store.del_pattern(&pattern, self.inner.scan_batch))
             .await
     }
@@ -226,6 +236,7 @@ impl Cache {
     /// and the previous layout's keys); counts entries.
     pub(crate) async fn drop_all(&self) -> Result<u64, CacheError> {
         self.inner.flights.invalidated();
+        crate::scope::forget_all();
         self.call_unbounded("*", self.inner.store.clear(&self.inner.layout, self.inner.scan_batch))
             .await
     }

@@ -92,6 +92,8 @@ async fn main() -> Result<(), BoxError> {
         }
     };
     telemetry::init_tracing();
+    // The recorder first: caches register their zero series when built.
+    let _ = telemetry::prometheus();
     if args.load {
         return run_load(args).await;
     }

@@ -58,8 +58,12 @@ pub struct HistoryPoint {
 /// Counters of a function or of the whole cache.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
-    /// Reads answered by the cache.
+    /// Reads answered by the cache (request-scope hits included).
     pub hits: u64,
+    /// Of those, reads answered by the request's scope (an earlier call of
+    /// the same request), without a backend round trip.
+    #[serde(default)]
+    pub scope_hits: u64,
     /// Reads that found nothing usable.
     pub misses: u64,
     /// Loader runs.
@@ -76,6 +80,7 @@ impl From<&cache_runtime::FunctionStats> for Counts {
     fn from(f: &cache_runtime::FunctionStats) -> Self {
         Counts {
             hits: f.hits,
+            scope_hits: f.scope_hits,
             misses: f.misses,
             loads: f.loads,
             load_errors: f.load_errors,

@@ -149,7 +149,8 @@ impl App {
     }
 }
 
-/// The routes, with the HTTP metrics middleware.
+/// The routes, each request in its own request scope (a page that needs one
+/// entry twice reads it once), with the HTTP metrics middleware.
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(index))
@@ -173,6 +174,7 @@ pub fn router(app: App) -> Router {
         .route("/api/cache", get(cache_json))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .layer(cache_runtime::ScopeLayer::new())
         .layer(axum::middleware::from_fn(telemetry::track_http))
         .with_state(app)
 }

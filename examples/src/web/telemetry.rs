@@ -29,9 +29,11 @@ const HTTP_BUCKETS: &[f64] = &[
 ];
 
 /// The process's Prometheus recorder, installed as the global `metrics`
-/// recorder on first use (so the runtime's own `cache_*` metrics, once its
-/// `metrics` feature is on, land in the same `/metrics`), and its handle.
-/// Every server of the process renders from it.
+/// recorder on first use (so the runtime's own `cache_*` metrics land in the
+/// same `/metrics`), and its handle. Every server of the process renders
+/// from it. Call it before building a cache, so the series a cache
+/// registers at zero (invalidations, backend errors, its breaker) are
+/// recorded.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
@@ -81,31 +83,29 @@ pub fn short_function_name(name: &str) -> String {
     }
 }
 
-/// Publishes `cache`'s counters as `lms_cache_*` metrics, labelled with its
-/// namespace: hits, misses, loads and load errors per `#[cached]` function
-/// (`lms_cache_hits_total{namespace,function}`, …), the total hit rate, the
-/// breaker state. Counters are set to the runtime's absolute values, so
-/// Prometheus' `rate()` works on them; hit rates and the breaker state are
-/// gauges. The `lms_` prefix keeps them apart from the runtime's own
-/// `cache_*` metrics (DESIGN §14) when its `metrics` feature is on.
+/// Publishes what `cache`'s [`Stats`] add to the runtime's own `cache_*`
+/// metrics (DESIGN §14, its `metrics` feature: requests by outcome, loads,
+/// latencies, backend errors, the breaker gauge, invalidations), labelled
+/// with the cache's namespace (the runtime's counters are per process):
+/// the hit rate per `#[cached]` function and in total, request-scope hits
+/// included (`lms_cache_function_hit_rate{namespace,function}`,
+/// `lms_cache_hit_rate{namespace}`), the callers that waited for another's
+/// load (`lms_cache_coalesced_waits_total`), and how often the breaker
+/// opened (`lms_cache_breaker_opened_total`; `cache_breaker_open` is its
+/// state now). Counters are set to the runtime's absolute values, so
+/// Prometheus' `rate()` works on them.
 pub fn export_cache_stats(cache: &Cache) {
     let stats: Stats = cache.stats();
     let ns = cache.namespace().to_owned();
     for (name, f) in &stats.per_function {
         let function = short_function_name(name);
         let labels = [("namespace", ns.clone()), ("function", function)];
-        metrics::counter!("lms_cache_hits_total", &labels).absolute(f.hits);
-        metrics::counter!("lms_cache_misses_total", &labels).absolute(f.misses);
-        metrics::counter!("lms_cache_loads_total", &labels).absolute(f.loads);
-        metrics::counter!("lms_cache_load_errors_total", &labels).absolute(f.load_errors);
         metrics::gauge!("lms_cache_function_hit_rate", &labels).set(f.hit_rate());
     }
     let labels = [("namespace", ns)];
-    metrics::counter!("lms_cache_backend_errors_total", &labels).absolute(stats.total.backend_errors);
     metrics::counter!("lms_cache_coalesced_waits_total", &labels).absolute(stats.total.coalesced_waits);
     metrics::counter!("lms_cache_breaker_opened_total", &labels).absolute(stats.breaker_opened);
     metrics::gauge!("lms_cache_hit_rate", &labels).set(stats.hit_rate());
-    metrics::gauge!("lms_cache_degraded", &labels).set(if cache.is_degraded() { 1.0 } else { 0.0 });
 }
 
 /// `/metrics`: the cache's stats published, then everything rendered in
@@ -228,8 +228,9 @@ impl<S: Subscriber> Layer<S> for CacheLatencyLayer {
 /// The process's `tracing` subscriber for `lms-web`: warnings to stderr,
 /// the runtime's `debug` events into [`CacheLatencyLayer`], and with
 /// `CACHE_LOG=1` every cache operation printed in the original's shape
-/// (`[Cache] GET courses:active: HIT (0.21ms)`). A no-op if a subscriber is
-/// already installed (tests start several servers in one process).
+/// (`[Cache] GET courses:active: HIT (0.21ms)`) by the runtime's layer
+/// ([`cache_runtime::log::layer`]). A no-op if a subscriber is already
+/// installed (tests start several servers in one process).
 pub fn init_tracing() {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
@@ -237,11 +238,17 @@ pub fn init_tracing() {
     let log = std::env::var("CACHE_LOG").is_ok_and(|v| v == "1");
     let _ = tracing_subscriber::registry()
         .with(CacheLatencyLayer.with_filter(cache_events()))
-        .with(log.then(|| crate::cache_log::CacheLogLayer.with_filter(cache_events())))
+        .with(log.then(cache_runtime::log::layer))
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_filter(LevelFilter::WARN),
+                .with_filter(match log {
+                    // The runtime's warnings are then its `[Cache] WARN` lines.
+                    true => Targets::new()
+                        .with_default(LevelFilter::WARN)
+                        .with_target("cache_runtime", LevelFilter::OFF),
+                    false => Targets::new().with_default(LevelFilter::WARN),
+                }),
         )
         .try_init();
 }
