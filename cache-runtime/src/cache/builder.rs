@@ -669,7 +669,11 @@ mod tests {
     fn env_chooses_the_backend_and_namespace() {
         assert!(matches!(with(&[]).backend, BackendChoice::Memory));
         assert_eq!(with(&[]).namespace, "app");
-        assert_eq!(with(&[("CACHE_NAMESPACE", " lms ")]).namespace, "lms");
+        // Code wins: a namespace set in code is kept; the environment fills
+        // it only when the code left it open.
+        assert_eq!(with(&[("CACHE_NAMESPACE", " lms ")]).namespace, "app");
+        let open = CacheBuilder::default().overrides_from(|n| (n == "CACHE_NAMESPACE").then(|| " lms ".to_owned()));
+        assert_eq!(open.namespace, "lms");
         assert!(
             matches!(with(&[("REDIS_URL", " redis://h:1 ")]).backend, BackendChoice::Redis(u) if u == "redis://h:1")
         );
