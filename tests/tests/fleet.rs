@@ -519,3 +519,44 @@ async fn eviction_soak_has_no_stale_reads() {
         assert_eq!(r.stale, 0, "{policy}: {r:?}");
     }
 }
+
+/// Issue 15 item 7: tag versions expire a little after the longest entry
+/// stored under them, so distinct tags (`article:{uuid}`, …) do not pile up
+/// in Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_versions_do_not_accumulate() {
+    let server = shared_redis();
+    let ns = unique_namespace("tagttl");
+    let cache = Cache::builder()
+        .namespace(&ns)
+        .redis(&server.url())
+        .lease_ttl(Duration::from_millis(200))
+        .build()
+        .await
+        .unwrap();
+    for i in 0..200 {
+        let policy = Policy::ttl(Duration::from_millis(200)).tags([format!("article:{i}")]);
+        let v = cache
+            .get_or_load(&format!("a:{i}"), policy, || async { Ok::<_, ()>(i) })
+            .await;
+        assert_eq!(v, Ok(i));
+    }
+    let count = |server: &'static RedisServer| {
+        let pattern = format!("{{{ns}#tag:*");
+        async move {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query_async(&mut server.raw().await)
+                .await
+                .unwrap();
+            keys.len()
+        }
+    };
+    assert_eq!(count(server).await, 200, "one version per distinct tag");
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(
+        count(server).await,
+        0,
+        "tag versions outlived every entry stored under them by far"
+    );
+}

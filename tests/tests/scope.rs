@@ -147,6 +147,12 @@ async fn ten_calls_for_one_key_in_a_scope_read_redis_once() {
         }))
         .await;
     assert!(one.contains_key("mget") && one.contains_key("evalsha"), "{one:?}");
+    // A tag version's lifetime is extended (PEXPIRE) only when it has less
+    // left than the entry needs: that depends on when it was last touched,
+    // not on the scope, so it is left out of the comparison.
+    let (mut one, mut ten) = (one, ten);
+    one.remove("pexpire");
+    ten.remove("pexpire");
     assert_eq!(ten, one, "ten calls of a missing key in one scope vs one call");
     assert_eq!(db.loads(), loads + 1);
 
