@@ -33,6 +33,8 @@ mod memory;
 mod redis;
 #[cfg(feature = "redis")]
 mod sentinel;
+#[cfg(feature = "redis")]
+mod single;
 
 use std::sync::Arc;
 use std::time::Duration;

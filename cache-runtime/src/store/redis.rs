@@ -8,7 +8,7 @@ use std::time::Duration;
 use redis::aio::ConnectionManager;
 use redis::{Script, Value};
 
-use super::{Acquire, Acquired, Finish, KeyTtl, Layout, Raw, SResult, StoreError};
+use super::{Acquire, Acquired, Finish, KeyTtl, Layout, Raw, SResult, StoreError, single};
 use crate::ttl::ttl_millis;
 
 /// KEYS: entry, lease, tags… ARGV: token, lease ms, tag ms, force (0/1),
@@ -311,44 +311,19 @@ impl RedisStore {
     }
 
     pub(crate) async fn exists(&self, entry: &str) -> SResult<bool> {
-        Ok(redis::cmd("EXISTS")
-            .arg(entry)
-            .query_async::<u64>(&mut self.conn())
-            .await?
-            > 0)
+        single::exists(&mut self.conn(), entry).await
     }
 
     pub(crate) async fn ttl(&self, entry: &str) -> SResult<KeyTtl> {
-        let ms: i64 = redis::cmd("PTTL").arg(entry).query_async(&mut self.conn()).await?;
-        Ok(match ms {
-            -2 => KeyTtl::Missing,
-            -1 => KeyTtl::NoExpiry,
-            ms => KeyTtl::ExpiresIn(Duration::from_millis(ms.max(0) as u64)),
-        })
+        single::ttl(&mut self.conn(), entry).await
     }
 
     pub(crate) async fn incr_by(&self, entry: &str, by: i64) -> SResult<i64> {
-        match redis::cmd("INCRBY")
-            .arg(entry)
-            .arg(by)
-            .query_async(&mut self.conn())
-            .await
-        {
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {
-                Err(StoreError::NotAnInteger)
-            }
-            Err(e) => Err(e.into()),
-        }
+        single::incr_by(&mut self.conn(), entry, by).await
     }
 
     pub(crate) async fn expire(&self, entry: &str, ttl: Duration) -> SResult<bool> {
-        Ok(redis::cmd("PEXPIRE")
-            .arg(entry)
-            .arg(ttl_millis(ttl))
-            .query_async::<u64>(&mut self.conn())
-            .await?
-            == 1)
+        single::expire(&mut self.conn(), entry, ttl).await
     }
 }
 
