@@ -88,6 +88,13 @@ struct Decoded<T> {
     freshness: Option<codec::Freshness>,
 }
 
+/// The lease key of `entry`, made once per call and only when needed (a
+/// hit never needs it). A function of two fields, so that it borrows only
+/// them.
+fn lease_key<'a>(cell: &'a std::sync::OnceLock<String>, entry: &str) -> &'a str {
+    cell.get_or_init(|| Layout::lease_of(entry))
+}
+
 /// Milliseconds since the Unix epoch (the clock every process shares).
 pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -114,7 +121,8 @@ struct Fill<'c> {
     cache: &'c Cache,
     key: &'c str,
     entry: String,
-    lease: String,
+    /// The lease key, made on the first miss (a hit never needs it).
+    lease: std::sync::OnceLock<String>,
     tags: Vec<String>,
     /// Longest lifetime of an entry this call may store.
     longest_ttl: Duration,
@@ -364,7 +372,6 @@ impl<'c> Fill<'c> {
     fn new(cache: &'c Cache, key: &'c str, policy: &Policy) -> Self {
         let inner = &cache.inner;
         let entry = inner.layout.entry(key);
-        let lease = Layout::lease_of(&entry);
         let longest_ttl = crate::ttl::clamp(
             policy
                 .ttl
@@ -374,7 +381,7 @@ impl<'c> Fill<'c> {
         Fill {
             cache,
             key,
-            lease,
+            lease: std::sync::OnceLock::new(),
             entry,
             tags: policy.tags.iter().map(|t| inner.layout.tag(t)).collect(),
             longest_ttl,
@@ -549,7 +556,7 @@ impl<'c> Fill<'c> {
         let token = crate::ttl::random_u64().max(1);
         let req = Acquire {
             entry: &self.entry,
-            lease: &self.lease,
+            lease: lease_key(&self.lease, &self.entry),
             tags: &self.tags,
             token,
             lease_ttl: cache.inner.lease_ttl,
@@ -620,7 +627,7 @@ impl<'c> Fill<'c> {
             let seal = leader.seal();
             let req = Acquire {
                 entry: &self.entry,
-                lease: &self.lease,
+                lease: lease_key(&self.lease, &self.entry),
                 tags: &self.tags,
                 token,
                 lease_ttl: cache.inner.lease_ttl,
@@ -730,7 +737,7 @@ impl<'c> Fill<'c> {
         let cache = self.cache;
         // Waiters up to here read the store before the source is read.
         let seal_at_load = leader.seal();
-        let mut guard = LeaseGuard::new(cache, &self.entry, &self.lease, token);
+        let mut guard = LeaseGuard::new(cache, &self.entry, lease_key(&self.lease, &self.entry), token);
         self.scope.add(|c| &c.loads);
         let load_start = Instant::now();
         let result = loader().await;
@@ -787,7 +794,7 @@ impl<'c> Fill<'c> {
         let start = Instant::now();
         let finish = Finish {
             entry: &self.entry,
-            lease: &self.lease,
+            lease: lease_key(&self.lease, &self.entry),
             tags: &self.tags,
             versions: &versions,
             token,
@@ -862,7 +869,7 @@ impl<'c> Fill<'c> {
         let cache = self.cache;
         let finish = Finish {
             entry: &self.entry,
-            lease: &self.lease,
+            lease: lease_key(&self.lease, &self.entry),
             tags: &self.tags,
             versions,
             token,
