@@ -20,7 +20,7 @@ use super::{Cache, trace_op};
 use crate::codec;
 use crate::flight::{self, ALL, Leader, Outcome, Role};
 use crate::stats::Scope;
-use crate::store::{Acquire, Finish, Layout, Raw};
+use crate::store::{Acquire, Acquired, Finish, Layout, Raw};
 use crate::{CacheError, Policy};
 
 /// A waiter bounced by uncertified values this many times loads by itself.
@@ -506,11 +506,40 @@ impl<'c> Fill<'c> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let r = self.run_loader(loader).await;
+        self.or_stale(r, fallback)
+    }
+
+    /// Runs the loader, counted and timed (errors are counted by the
+    /// caller's `or_stale`).
+    async fn run_loader<T, E, F, Fut>(&self, loader: F) -> Result<T, E>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         self.scope.add(|c| &c.loads);
         let start = Instant::now();
         let r = loader().await;
         crate::metrics::load(self.scope.name, r.is_ok(), start.elapsed());
-        self.or_stale(r, fallback)
+        r
+    }
+
+    /// Read-or-lease (see `Store::acquire`) within this call's budget.
+    async fn acquire(&mut self, token: u64, force: bool, takeover: Option<u64>) -> Result<Acquired, CacheError> {
+        let cache = self.cache;
+        let req = Acquire {
+            entry: &self.entry,
+            lease: lease_key(&self.lease, &self.entry),
+            tags: &self.tags,
+            token,
+            lease_ttl: cache.inner.lease_ttl,
+            tag_ttl: self.tag_ttl(),
+            force,
+            takeover,
+        };
+        cache
+            .call_in(&mut self.budget, self.key, cache.inner.store.acquire(&req))
+            .await
     }
 
     /// A failed load's answer: the stale-if-error value when there is one.
@@ -554,20 +583,7 @@ impl<'c> Fill<'c> {
             return Ok(cached); // this process is reloading it already
         };
         let token = crate::ttl::random_u64().max(1);
-        let req = Acquire {
-            entry: &self.entry,
-            lease: lease_key(&self.lease, &self.entry),
-            tags: &self.tags,
-            token,
-            lease_ttl: cache.inner.lease_ttl,
-            tag_ttl: self.tag_ttl(),
-            force: true,
-            takeover: None,
-        };
-        match cache
-            .call_in(&mut self.budget, self.key, cache.inner.store.acquire(&req))
-            .await
-        {
+        match self.acquire(token, true, None).await {
             Ok(a) if a.leased => {
                 // Another caller may have refreshed it between our read and
                 // this lease: then serve its value and do not load again.
@@ -622,23 +638,9 @@ impl<'c> Fill<'c> {
         let mut seen_holder = None;
         let mut waiting_since = Instant::now();
         let mut pause = Duration::from_millis(1);
-        let tag_ttl = self.tag_ttl();
         loop {
             let seal = leader.seal();
-            let req = Acquire {
-                entry: &self.entry,
-                lease: lease_key(&self.lease, &self.entry),
-                tags: &self.tags,
-                token,
-                lease_ttl: cache.inner.lease_ttl,
-                tag_ttl,
-                force,
-                takeover,
-            };
-            let acquired = match cache
-                .call_in(&mut self.budget, self.key, cache.inner.store.acquire(&req))
-                .await
-            {
+            let acquired = match self.acquire(token, force, takeover).await {
                 Ok(a) => a,
                 Err(e) => {
                     self.note(&e);
@@ -843,11 +845,7 @@ impl<'c> Fill<'c> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.scope.add(|c| &c.loads);
-        let start = Instant::now();
-        let result = loader().await;
-        crate::metrics::load(self.scope.name, result.is_ok(), start.elapsed());
-        let value = match result {
+        let value = match self.run_loader(loader).await {
             Ok(v) => v,
             Err(e) => {
                 leader.publish(Outcome::Retry);
