@@ -225,6 +225,52 @@ impl Cache {
         result
     }
 
+    /// [`get_or_load`](Self::get_or_load) for values that are `Clone`: with
+    /// a near cache ([`CacheBuilder::near_cache`](crate::CacheBuilder::near_cache)),
+    /// a hit in this process's near tier returns a clone of the value, with
+    /// no round trip and no decoding. Without one it is `get_or_load`.
+    /// `#[cached]` functions use it whenever their value type allows.
+    ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (it is not cached). Cache failures
+    /// never make an error here.
+    pub async fn get_or_load_cloned<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: impl Into<Policy>,
+        loader: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.get_or_load(key, policy, loader).await
+    }
+
+    /// [`get_or_load_optional`](Self::get_or_load_optional) for values that
+    /// are `Clone`, served from the near cache when there is one (see
+    /// [`get_or_load_cloned`](Self::get_or_load_cloned)).
+    ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (it is not cached). Cache failures
+    /// never make an error here.
+    pub async fn get_or_load_optional_cloned<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: impl Into<Policy>,
+        loader: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        self.get_or_load_optional(key, policy, loader).await
+    }
+
     /// Write-through: runs `loader` always and stores its `Ok` value
     /// (Spring's `@CachePut`), with the policy's tags. Store failures are
     /// logged, never returned.

