@@ -210,3 +210,38 @@ pub fn full_key(cache: &Cache, key: &str) -> String {
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     crate::glob::glob_match(pattern, text)
 }
+
+pub use crate::near::{NearNo, NearOps, NearProbe, NearYes};
+
+/// `Cache::get_or_load` with the near tier when `near` is `Some` (the
+/// macro passes what [`NearProbe`] chose for the value type).
+pub async fn get_or_load_near<T, E, F, Fut>(
+    cache: &Cache,
+    key: &str,
+    policy: Policy,
+    near: Option<NearOps<T>>,
+    loader: F,
+) -> Result<T, E>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    cache.get_or_load_with(key, policy, near, loader).await
+}
+
+/// `Cache::get_or_load_optional` with the near tier when `near` is `Some`.
+pub async fn get_or_load_optional_near<T, E, F, Fut>(
+    cache: &Cache,
+    key: &str,
+    policy: Policy,
+    near: Option<NearOps<Option<T>>>,
+    loader: F,
+) -> Result<Option<T>, E>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, E>>,
+{
+    cache.get_or_load_optional_with(key, policy, near, loader).await
+}
