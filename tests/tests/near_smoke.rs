@@ -60,3 +60,70 @@ async fn near_hits_and_invalidations() {
     assert_eq!(read(&a, "k", 8).await, 7);
     assert!(b.stats().total.near_hits >= 1, "{:?}", b.stats().total);
 }
+
+/// `#[cached]` uses the near tier for a `Clone` value type, not with
+/// `local = false`, and a generic value type still compiles (and reads
+/// Redis).
+mod through_the_macro {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use cache_runtime::{Cache, cached};
+    use serde::{Serialize, de::DeserializeOwned};
+
+    pub struct Repo {
+        pub cache: Cache,
+        pub loads: AtomicU64,
+    }
+
+    impl Repo {
+        #[cached(key = "near:{id}", ttl = LONG, cache = self.cache)]
+        pub async fn near(&self, id: u32) -> Result<String, String> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            Ok(format!("v{id}"))
+        }
+
+        #[cached(key = "far:{id}", ttl = LONG, cache = self.cache, local = false)]
+        pub async fn far(&self, id: u32) -> Option<Vec<u32>> {
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            Some(vec![id])
+        }
+
+        #[cached(key = "generic:{id}", ttl = LONG, cache = self.cache)]
+        pub async fn generic<T: Serialize + DeserializeOwned + Clone + Send + Sync + Default>(&self, id: u32) -> T {
+            let _ = id;
+            self.loads.fetch_add(1, Ordering::SeqCst);
+            T::default()
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_macro_uses_the_near_tier_unless_told_not_to() {
+    use std::sync::atomic::AtomicU64;
+    let server = shared_redis();
+    let ns = unique_namespace("near-macro");
+    let repo = through_the_macro::Repo {
+        cache: near(&server.url(), &ns).await,
+        loads: AtomicU64::new(0),
+    };
+    live(&repo.cache).await;
+    let per = |name: &str| {
+        let stats = repo.cache.stats();
+        let (_, f) = stats
+            .per_function
+            .iter()
+            .find(|(k, _)| k.ends_with(name))
+            .unwrap_or_else(|| panic!("no stats for {name}: {:?}", stats.per_function.keys()));
+        *f
+    };
+    for _ in 0..5 {
+        assert_eq!(repo.near(1).await.unwrap(), "v1");
+        assert_eq!(repo.far(2).await, Some(vec![2]));
+        assert_eq!(repo.generic::<u64>(3).await, 0);
+    }
+    assert!(per("near").near_hits >= 3, "{:?}", per("near"));
+    assert_eq!(per("far").near_hits, 0, "{:?}", per("far"));
+    assert!(per("far").hits >= 4, "{:?}", per("far"));
+    assert_eq!(per("generic").near_hits, 0, "{:?}", per("generic"));
+    assert!(per("generic").hits >= 4, "{:?}", per("generic"));
+}
