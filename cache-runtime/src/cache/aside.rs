@@ -356,14 +356,14 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         let start = Instant::now();
-        let near = match (near, self.near_tier()) {
-            (Some(ops), Some(tier)) if policy.local => Some((ops, tier)),
-            _ => None,
-        };
-        // The near tier: a fresh entry of this type is the answer, without
-        // a round trip (one drawn for early refresh is reloaded below).
+        // The near tier, for policies that may use it: its tag versions
+        // serve every such read; its entries, reads of `Clone` types.
+        let tier = self.near_tier().filter(|_| policy.local);
+        let ops = near.filter(|_| tier.is_some());
+        // A fresh entry of this type is the answer, without a round trip
+        // (one drawn for early refresh is reloaded below).
         let mut early = None;
-        if let Some((ops, tier)) = &near
+        if let (Some(ops), Some(tier)) = (&ops, tier)
             && let Some(e) = tier.get(key, now_ms())
             && let Some(v) = ops.clone_out(&*e.value)
         {
@@ -388,13 +388,13 @@ impl Cache {
             fill.scope.add(|c| &c.misses);
             return fill.load_alone(loader, None).await;
         }
-        let near = near.map(|(ops, tier)| (ops, tier, tier.ticket(key, &fill.tags)));
+        let ticket = tier.map(|t| t.ticket(key, &fill.tags));
         let mut round = 0;
         let mut fallback = None;
         loop {
-            let read = match &near {
-                Some((ops, tier, ticket)) if round == 0 => fill.read::<T>(Some((ops, tier, ticket))).await,
-                _ => fill.read::<T>(None).await,
+            let read = match (tier, &ticket) {
+                (Some(tier), Some(ticket)) if round == 0 => fill.read::<T>(Some((tier, ticket)), ops.as_ref()).await,
+                _ => fill.read::<T>(None, None).await,
             };
             let (found, outcome) = match read {
                 Ok(Found::Fresh(v)) => (Ok(v), "hit"),
@@ -534,15 +534,38 @@ impl<'c> Fill<'c> {
 
     /// Reads and decodes the entry, checking its tags and its freshness.
     /// Every failure is a miss.
-    /// With `near`, a fresh value found is also put in the near tier (if
-    /// nothing it depends on moved since the ticket was taken).
+    /// With `near` (the tier and a ticket taken before this read), the tag
+    /// versions come from the near tier when it has them all (the read is
+    /// then a lone `GET`), or are put in it; with `ops` too, a fresh value
+    /// found is put in it. Nothing is put if anything it depends on moved
+    /// since the ticket was taken.
     async fn read<T: DeserializeOwned>(
         &mut self,
-        near: Option<(&NearOps<T>, &Tier, &Ticket)>,
+        near: Option<(&Tier, &Ticket)>,
+        ops: Option<&NearOps<T>>,
     ) -> Result<Found<T>, NoAnswer<T>> {
         let cache = self.cache;
-        let read = cache.inner.store.read(&self.entry, &self.tags);
-        let (raw, versions) = match cache.call_in(&mut self.budget, self.key, read).await {
+        let known = near
+            .filter(|_| !self.tags.is_empty())
+            .and_then(|(tier, _)| tier.tag_versions(&self.tags));
+        let fetched = match known {
+            Some(versions) => {
+                let get = cache.inner.store.get(&self.entry);
+                cache
+                    .call_in(&mut self.budget, self.key, get)
+                    .await
+                    .map(|raw| (raw, versions))
+            }
+            None => {
+                let read = cache.inner.store.read(&self.entry, &self.tags);
+                let r = cache.call_in(&mut self.budget, self.key, read).await;
+                if let (Ok((_, versions)), Some((tier, ticket))) = (&r, near) {
+                    tier.insert_tags(ticket, &self.tags, versions);
+                }
+                r
+            }
+        };
+        let (raw, versions) = match fetched {
             Ok(r) => r,
             Err(e) => return Err(self.note(&e).into()),
         };
@@ -550,7 +573,7 @@ impl<'c> Fill<'c> {
         let decoded = self.decode_fresh(&raw, &versions, true).await?;
         let expiry = decoded.freshness.map(|f| (f.expires_at_ms, f.load_us));
         let found = self.classify(decoded)?;
-        if let (Some((ops, tier, ticket)), Found::Fresh(v)) = (near, &found) {
+        if let (Some((tier, ticket)), Some(ops), Found::Fresh(v)) = (near, ops, &found) {
             self.keep_near(ops, tier, ticket, &raw, expiry, v);
         }
         Ok(found)

@@ -321,6 +321,32 @@ impl Tier {
         Some(e)
     }
 
+    /// The near-cached versions of all of `tags`, while serving; `None` if
+    /// any is unknown.
+    pub(crate) fn tag_versions(&self, tags: &[String]) -> Option<Vec<Option<u64>>> {
+        if !self.live() {
+            return None;
+        }
+        tags.iter().map(|t| self.tags.get(t.as_str()).map(Some)).collect()
+    }
+
+    /// Keeps the tag versions a read that took `ticket` found (`None`:
+    /// missing in the store, not kept), unless a tag moved since.
+    pub(crate) fn insert_tags(&self, ticket: &Ticket, tags: &[String], versions: &[Option<u64>]) {
+        if !self.unchanged(ticket) {
+            return;
+        }
+        let found: Vec<(&String, u64)> = tags.iter().zip(versions).filter_map(|(t, v)| Some((t, (*v)?))).collect();
+        for (tag, version) in &found {
+            self.tags.insert(Box::from(tag.as_str()), *version);
+        }
+        if !self.unchanged(ticket) {
+            for (tag, _) in &found {
+                self.tags.invalidate(tag.as_str());
+            }
+        }
+    }
+
     /// Inserts what a read that took `ticket` found, unless anything it
     /// depends on was invalidated since. `tags` are the entry's stored tags
     /// (each must be one of the ticket's), `size` its encoded size.
