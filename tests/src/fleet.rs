@@ -34,6 +34,11 @@ pub struct SoakConfig {
     /// How long the loader takes after reading the source (the window in
     /// which an invalidation can overtake a load).
     pub loader_delay: Duration,
+    /// With a near cache of staleness bound ε: `Some(ε)` reads through
+    /// `get_or_load_cloned` (so the near tier serves), and a write raises the
+    /// floor only ε after its invalidation returned (the near cache's
+    /// promise). `None`: `get_or_load`, floors raised at once.
+    pub near_settle: Option<Duration>,
 }
 
 /// What a soak saw.
@@ -153,6 +158,9 @@ async fn soak_task(
                 .unwrap();
             if inv.key(&format!("item:{k}")).await.is_ok() {
                 report.key_invalidations += 1;
+                if let Some(eps) = cfg.near_settle {
+                    tokio::time::sleep(eps).await;
+                }
                 let _: i64 = RAISE
                     .key(format!("floor:{k}"))
                     .arg(v)
@@ -171,6 +179,9 @@ async fn soak_task(
             let versions: Vec<u64> = pipe.query_async(&mut db).await.unwrap();
             if inv.tag(&format!("group:{group}")).await.is_ok() {
                 report.tag_invalidations += 1;
+                if let Some(eps) = cfg.near_settle {
+                    tokio::time::sleep(eps).await;
+                }
                 for (m, v) in members.iter().zip(versions) {
                     let _: i64 = RAISE
                         .key(format!("floor:{m}"))
@@ -185,16 +196,19 @@ async fn soak_task(
             let policy = Policy::ttl(cfg.ttl).tags([format!("group:{group}")]).name("soak");
             let loader_db = db.clone();
             let loads = &loads;
-            let got = cache
-                .get_or_load(&format!("item:{k}"), policy, || async move {
-                    loads.fetch_add(1, Ordering::Relaxed);
-                    let mut db = loader_db;
-                    let v = db_u64(&mut db, &format!("v:{k}")).await;
-                    tokio::time::sleep(cfg.loader_delay).await;
-                    Ok::<u64, std::convert::Infallible>(v)
-                })
-                .await
-                .unwrap_or_else(|e| match e {});
+            let load = || async move {
+                loads.fetch_add(1, Ordering::Relaxed);
+                let mut db = loader_db;
+                let v = db_u64(&mut db, &format!("v:{k}")).await;
+                tokio::time::sleep(cfg.loader_delay).await;
+                Ok::<u64, std::convert::Infallible>(v)
+            };
+            let key = format!("item:{k}");
+            let got = match cfg.near_settle {
+                Some(_) => cache.get_or_load_cloned(&key, policy, load).await,
+                None => cache.get_or_load(&key, policy, load).await,
+            }
+            .unwrap_or_else(|e| match e {});
             report.reads += 1;
             if got < floor {
                 report.stale += 1;

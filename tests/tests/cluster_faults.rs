@@ -35,6 +35,7 @@ fn config(seconds: u64) -> SoakConfig {
         ttl: Duration::from_secs(60),
         seed: 5,
         loader_delay: Duration::from_millis(5),
+        near_settle: None,
     }
 }
 

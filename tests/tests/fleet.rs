@@ -434,6 +434,7 @@ fn soak_config(seconds: u64) -> SoakConfig {
         ttl: Duration::from_secs(60),
         seed: 9,
         loader_delay: Duration::from_millis(2),
+        near_settle: None,
     }
 }
 

@@ -602,6 +602,9 @@ impl CacheBuilder {
             }
             #[cfg(feature = "cluster")]
             (BackendChoice::Cluster(urls), Store::Cluster(_)) => Endpoints::Cluster(urls.clone()),
+            (BackendChoice::Sentinel(urls, master), Store::Sentinel(_)) => {
+                Endpoints::Sentinel(urls.clone(), master.clone())
+            }
             _ => return Ok(None),
         };
         let tier = Arc::new(crate::near::Tier::new(&self.namespace, capacity, self.near_staleness));

@@ -40,7 +40,26 @@ pub(crate) enum Endpoints {
     /// A cluster's seed nodes: the channel finds the primaries.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     Cluster(Vec<String>),
+    /// Sentinels and the master's name: the channel follows the primary
+    /// they name.
+    Sentinel(Vec<String>, String),
 }
+
+/// How a channel checks, with each ping, that it still watches the
+/// primaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// `PING`.
+    Alive,
+    /// `CLUSTER NODES`: still a primary, same set of primaries.
+    Cluster,
+    /// `ROLE`: still a primary (and the sentinels are asked every
+    /// `SENTINEL_RECHECK` whether it still is the one).
+    Primary,
+}
+
+/// How often the sentinels are asked which node is the primary.
+const SENTINEL_RECHECK: Duration = Duration::from_millis(500);
 
 /// The client name of channel connections (`CLIENT LIST`).
 pub(crate) const CLIENT_NAME: &str = "cache-near";
@@ -88,13 +107,19 @@ async fn session(tier: &Weak<Tier>, endpoints: &Endpoints, op_timeout: Duration)
         None => return "cache dropped".into(),
     };
     let connect_budget = op_timeout.saturating_mul(4).max(Duration::from_millis(200));
-    let (urls, cluster) = match endpoints {
-        Endpoints::Standalone(url) => (vec![url.clone()], false),
+    let (urls, watch) = match endpoints {
+        Endpoints::Standalone(url) => (vec![url.clone()], Watch::Alive),
         Endpoints::Cluster(seeds) => match tokio::time::timeout(connect_budget, primaries_of(seeds)).await {
-            Ok(Ok(urls)) => (urls, true),
+            Ok(Ok(urls)) => (urls, Watch::Cluster),
             Ok(Err(e)) => return e,
             Err(_) => return "cluster discovery timed out".into(),
         },
+        Endpoints::Sentinel(sentinels, master) => {
+            match crate::store::ask_sentinels(sentinels, master, op_timeout).await {
+                Ok(addr) => (vec![format!("redis://{addr}/")], Watch::Primary),
+                Err(e) => return format!("asking the sentinels failed: {e:?}"),
+            }
+        }
     };
     let mut conns = Vec::with_capacity(urls.len());
     for url in &urls {
@@ -104,7 +129,11 @@ async fn session(tier: &Weak<Tier>, endpoints: &Endpoints, op_timeout: Duration)
             Err(_) => return "connecting timed out".into(),
         }
     }
-    let expected: Vec<String> = if cluster { addresses(&urls) } else { Vec::new() };
+    let expected: Vec<String> = if watch == Watch::Cluster {
+        addresses(&urls)
+    } else {
+        Vec::new()
+    };
     // Tracking is on everywhere: what was read before may have changed
     // unreported, so start empty (and refuse inserts of reads in flight).
     match tier.upgrade() {
@@ -116,10 +145,22 @@ async fn session(tier: &Weak<Tier>, endpoints: &Endpoints, op_timeout: Duration)
     let dead = (eps * 4).max(op_timeout * 2);
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut asked = Instant::now();
     loop {
         tick.tick().await;
+        if let Endpoints::Sentinel(sentinels, master) = endpoints
+            && asked.elapsed() >= SENTINEL_RECHECK
+        {
+            asked = Instant::now();
+            // Sentinels that do not answer say nothing about the primary.
+            if let Ok(addr) = crate::store::ask_sentinels(sentinels, master, op_timeout).await
+                && urls.first().is_some_and(|u| *u != format!("redis://{addr}/"))
+            {
+                return "the sentinels name another primary".into();
+            }
+        }
         let sent = Instant::now();
-        let probes = join_all(conns.iter_mut().map(|c| probe(c, cluster)));
+        let probes = join_all(conns.iter_mut().map(|c| probe(c, watch)));
         let answers = match tokio::time::timeout(dead, probes).await {
             Ok(a) => a,
             Err(_) => return format!("no answer to a ping within {dead:?}"),
@@ -151,14 +192,33 @@ struct View {
     primaries: Vec<String>,
 }
 
-async fn probe(conn: &mut MultiplexedConnection, cluster: bool) -> Result<Option<View>, String> {
-    if !cluster {
-        let _: () = redis::cmd("PING")
-            .query_async::<Value>(conn)
-            .await
-            .map(drop)
-            .map_err(|e| format!("ping failed: {}", e.category()))?;
-        return Ok(None);
+async fn probe(conn: &mut MultiplexedConnection, watch: Watch) -> Result<Option<View>, String> {
+    match watch {
+        Watch::Alive => {
+            redis::cmd("PING")
+                .query_async::<Value>(conn)
+                .await
+                .map_err(|e| format!("ping failed: {}", e.category()))?;
+            return Ok(None);
+        }
+        Watch::Primary => {
+            let role: Value = redis::cmd("ROLE")
+                .query_async(conn)
+                .await
+                .map_err(|e| format!("ROLE failed: {}", e.category()))?;
+            let primary = match role {
+                Value::Array(items) => items
+                    .first()
+                    .and_then(|v| text_of(v.clone()))
+                    .is_some_and(|r| r == "master"),
+                _ => false,
+            };
+            if !primary {
+                return Err("the tracked node is no longer the primary".into());
+            }
+            return Ok(None);
+        }
+        Watch::Cluster => {}
     }
     let nodes: Value = redis::cmd("CLUSTER")
         .arg("NODES")

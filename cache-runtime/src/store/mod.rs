@@ -47,7 +47,7 @@ pub(crate) use memory::{ENTRY_OVERHEAD, MemoryStore};
 #[cfg(feature = "redis")]
 pub(crate) use redis::RedisStore;
 #[cfg(feature = "redis")]
-pub(crate) use sentinel::SentinelStore;
+pub(crate) use sentinel::{SentinelStore, ask_sentinels};
 
 /// Errors of a store call. The in-process store only fails on `INCR` of a
 /// non-integer; Redis can fail in every call.

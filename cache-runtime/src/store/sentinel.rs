@@ -182,7 +182,7 @@ fn install(
 
 /// `SENTINEL get-master-addr-by-name` on each sentinel in turn, each within
 /// `timeout`; the first answer wins.
-async fn ask_sentinels(sentinels: &[String], master: &str, timeout: Duration) -> SResult<String> {
+pub(crate) async fn ask_sentinels(sentinels: &[String], master: &str, timeout: Duration) -> SResult<String> {
     let mut last = protocol_error("no sentinel configured");
     for url in sentinels {
         let ask = async {

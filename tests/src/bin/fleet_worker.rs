@@ -45,6 +45,7 @@ async fn main() {
                 ttl: Duration::from_secs(60),
                 seed: last,
                 loader_delay: Duration::from_millis(20),
+                near_settle: None,
             };
             let r = soak(&[cache], db_url, cfg).await;
             println!("{}", r.line());
