@@ -426,7 +426,7 @@ impl CacheBuilder {
 
     /// A near cache: a typed in-process tier of at most `capacity_bytes`
     /// (keys, encoded values and per-entry overhead counted) in front of
-    /// Redis (standalone or Cluster). A near hit returns a clone of the
+    /// Redis (standalone, Cluster or Sentinel). A near hit returns a clone of the
     /// value without a round trip or decoding; it needs a value type that is
     /// `Clone + Send + Sync + 'static` (`#[cached]` functions use it
     /// whenever theirs is, and [`Cache::get_or_load_cloned`] does).
@@ -444,9 +444,11 @@ impl CacheBuilder {
     /// they return. Opt a function out with `#[cached(local = false)]` or
     /// [`Policy::local`](crate::Policy::local).
     ///
-    /// With the in-process or disabled backend (e.g. `CACHE_DISABLED=1`),
-    /// and with Sentinel, there is no near tier and this setting has no
-    /// effect.
+    /// With Sentinel, the channel follows the primary the sentinels name
+    /// (checked with every ping, and the sentinels asked every 500 ms):
+    /// across a failover the bound is the time to notice it. With the
+    /// in-process or disabled backend (e.g. `CACHE_DISABLED=1`) there is no
+    /// near tier and this setting has no effect.
     ///
     /// ```no_run
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
