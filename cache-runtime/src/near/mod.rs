@@ -20,10 +20,12 @@
 //!   exists: an invalidation that returned at `t ≤ r − ε ≤ s` is applied.
 //! * **No insert after invalidate**: a reader takes a [`Ticket`] (the
 //!   epoch and the stripe counters of its key and tags) *before* its Redis
-//!   read, inserts, then checks the ticket again and removes what it
-//!   inserted if anything moved. An invalidation bumps the counters, then
-//!   removes. Either the reader sees the bump and removes its insert, or the
-//!   invalidation's removal comes after the insert.
+//!   read, and inserts only if they did not move, checking and inserting
+//!   under the stripe's lock; an invalidation bumps the counter and removes
+//!   under the same lock, and `clear` excludes every insert. So a value
+//!   read before an invalidation is never in the tier after it, not even
+//!   for an instant (an earlier version inserted, then checked and taken
+//!   back out, could be served in between).
 //! * **Doubt clears**: a disconnect, a reconnect, a flush or a topology
 //!   change bumps the epoch and empties the tier.
 
@@ -36,8 +38,8 @@ pub(crate) mod channel;
 
 use std::any::Any;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// Number of invalidation counters keys and tags are hashed onto.
@@ -177,6 +179,12 @@ pub(crate) struct Tier {
     entries: moka::sync::Cache<Box<str>, Arc<Entry>>,
     tags: moka::sync::Cache<Box<str>, u64>,
     stripes: Box<[AtomicU64]>,
+    /// One lock per stripe: an invalidation bumps the stripe and removes
+    /// under it; an insert checks the stripe and inserts under it, so no
+    /// insert lands between another's check and removal.
+    locks: Box<[Mutex<()>]>,
+    /// Inserts hold it shared; `clear` holds it exclusively.
+    gate: RwLock<()>,
     epoch: AtomicU64,
     /// Nanoseconds since `base` until which hits may be served (a ping sent
     /// at `s` and answered makes it `s + ε`); 0: not serving.
@@ -205,6 +213,8 @@ impl Tier {
                 )
                 .build(),
             stripes: (0..STRIPES).map(|_| AtomicU64::new(0)).collect(),
+            locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            gate: RwLock::new(()),
             epoch: AtomicU64::new(0),
             serve_until: AtomicU64::new(0),
             base: Instant::now(),
@@ -241,6 +251,7 @@ impl Tier {
     /// Empties the tier; reads in flight cannot insert what they read
     /// before.
     pub(crate) fn clear(&self) {
+        let _all = self.gate.write().unwrap_or_else(PoisonError::into_inner);
         self.epoch.fetch_add(1, SeqCst);
         self.entries.invalidate_all();
         self.tags.invalidate_all();
@@ -257,19 +268,23 @@ impl Tier {
         (h % STRIPES as u64) as usize
     }
 
-    fn bump(&self, s: &str) {
-        self.stripes[self.stripe(s)].fetch_add(1, SeqCst);
+    fn lock(&self, i: usize) -> MutexGuard<'_, ()> {
+        self.locks[i].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// An entry key (the user's key) changed.
     pub(crate) fn invalidate_key(&self, key: &str) {
-        self.bump(key);
+        let i = self.stripe(key);
+        let _g = self.lock(i);
+        self.stripes[i].fetch_add(1, SeqCst);
         self.entries.invalidate(key);
     }
 
     /// A tag version (`{ns#tag:T}`) changed.
     pub(crate) fn invalidate_tag(&self, tag_key: &str) {
-        self.bump(tag_key);
+        let i = self.stripe(tag_key);
+        let _g = self.lock(i);
+        self.stripes[i].fetch_add(1, SeqCst);
         self.tags.invalidate(tag_key);
     }
 
@@ -308,12 +323,6 @@ impl Tier {
         }
     }
 
-    fn unchanged(&self, t: &Ticket) -> bool {
-        self.epoch.load(SeqCst) == t.epoch
-            && self.stripes[t.key.0].load(SeqCst) == t.key.1
-            && t.tags.iter().all(|(i, v)| self.stripes[*i].load(SeqCst) == *v)
-    }
-
     /// A served entry: the value, if present, of this type, unexpired and
     /// with every tag at its stored version. `None` on any doubt.
     pub(crate) fn get(&self, key: &str, now_ms: u64) -> Option<Arc<Entry>> {
@@ -342,29 +351,37 @@ impl Tier {
     }
 
     /// Keeps the tag versions a read that took `ticket` found (`None`:
-    /// missing in the store, not kept), unless a tag moved since.
+    /// missing in the store, not kept), each unless it moved since.
     pub(crate) fn insert_tags(&self, ticket: &Ticket, tags: &[String], versions: &[Option<u64>]) {
-        if !self.unchanged(ticket) {
+        let _shared = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        if self.epoch.load(SeqCst) != ticket.epoch {
             return;
         }
-        let found: Vec<(&String, u64)> = tags
-            .iter()
-            .zip(versions)
-            .filter_map(|(t, v)| Some((t, (*v)?)))
-            .collect();
-        for (tag, version) in &found {
-            self.tags.insert(Box::from(tag.as_str()), *version);
-        }
-        if !self.unchanged(ticket) {
-            for (tag, _) in &found {
-                self.tags.invalidate(tag.as_str());
+        for (tag, version) in tags.iter().zip(versions) {
+            if let Some(v) = version {
+                self.put_tag(ticket, tag, *v);
             }
         }
     }
 
-    /// Inserts what a read that took `ticket` found, unless anything it
-    /// depends on was invalidated since. `tags` are the entry's stored tags
-    /// (each must be one of the ticket's), `size` its encoded size.
+    /// One tag version, under its stripe's lock, if the ticket covers it
+    /// and it did not move. The caller holds the gate.
+    fn put_tag(&self, ticket: &Ticket, tag: &str, version: u64) {
+        let i = self.stripe(tag);
+        let Some(&(_, seen)) = ticket.tags.iter().find(|(j, _)| *j == i) else {
+            return;
+        };
+        let _g = self.lock(i);
+        if self.stripes[i].load(SeqCst) == seen {
+            self.tags.insert(Box::from(tag), version);
+        }
+    }
+
+    /// Inserts what a read that took `ticket` found, unless it was
+    /// invalidated since (its key, or everything). Its tags' versions are
+    /// kept each unless that tag moved; an entry whose tag versions are not
+    /// all kept is never served (see [`get`](Self::get)). `size`: what the
+    /// value costs.
     pub(crate) fn insert(
         &self,
         ticket: &Ticket,
@@ -374,17 +391,18 @@ impl Tier {
         expiry: (u64, u32),
         size: usize,
     ) {
-        if !self.unchanged(ticket) {
+        let _shared = self.gate.read().unwrap_or_else(PoisonError::into_inner);
+        if self.epoch.load(SeqCst) != ticket.epoch {
             return;
+        }
+        for (tag, version) in &tags {
+            self.put_tag(ticket, tag, *version);
         }
         let weight = (key.len() as u64
             + size as u64
             + ENTRY_OVERHEAD
             + tags.iter().map(|(t, _)| t.len() as u64 + 24).sum::<u64>())
         .min(u64::from(u32::MAX)) as u32;
-        for (tag, version) in &tags {
-            self.tags.insert(tag.clone(), *version);
-        }
         let entry = Arc::new(Entry {
             value,
             tags: tags.into_boxed_slice(),
@@ -392,14 +410,10 @@ impl Tier {
             load_us: expiry.1,
             weight,
         });
-        self.entries.insert(Box::from(key), entry.clone());
-        if !self.unchanged(ticket) {
-            // Something moved while inserting: take it back out (at worst a
-            // newer value goes too, which costs a miss).
-            self.entries.invalidate(key);
-            for (tag, _) in entry.tags.iter() {
-                self.tags.invalidate(&**tag);
-            }
+        let (i, seen) = ticket.key;
+        let _g = self.lock(i);
+        if self.stripes[i].load(SeqCst) == seen {
+            self.entries.insert(Box::from(key), entry);
         }
     }
 
