@@ -563,6 +563,7 @@ impl CacheBuilder {
             BackendChoice::Sentinel(urls, master) => self.sentinel(urls, master)?,
         };
         crate::metrics::register(&self.namespace);
+        let near = self.near(&store)?;
         Ok(Cache {
             inner: Arc::new(Inner {
                 layout: Layout::new(&self.namespace),
@@ -582,9 +583,35 @@ impl CacheBuilder {
                 warned_oversized: Default::default(),
                 warned_encode: Default::default(),
                 log: self.log,
+                near,
                 store,
             }),
         })
+    }
+
+    /// The near tier and its channel, for a Redis or Cluster backend.
+    #[cfg(feature = "redis")]
+    fn near(&self, store: &Store) -> Result<Option<super::Near>, CacheError> {
+        use crate::near::channel::{self, Endpoints};
+        let Some(capacity) = self.near_capacity else {
+            return Ok(None);
+        };
+        let endpoints = match (&self.backend, store) {
+            (BackendChoice::Redis(url), Store::Redis(_)) => {
+                Endpoints::Standalone(self.near_channel.clone().unwrap_or_else(|| url.clone()))
+            }
+            #[cfg(feature = "cluster")]
+            (BackendChoice::Cluster(urls), Store::Cluster(_)) => Endpoints::Cluster(urls.clone()),
+            _ => return Ok(None),
+        };
+        let tier = Arc::new(crate::near::Tier::new(&self.namespace, capacity, self.near_staleness));
+        let task = channel::spawn(&tier, endpoints, self.op_timeout).map_err(CacheError::Config)?;
+        Ok(Some(super::Near { tier, task }))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn near(&self, _store: &Store) -> Result<Option<super::Near>, CacheError> {
+        Ok(None)
     }
 
     #[cfg(feature = "redis")]

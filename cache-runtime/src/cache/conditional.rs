@@ -49,7 +49,7 @@ impl Cache {
     {
         let policy = policy.into();
         let ttl = policy.ttl;
-        self.load_through(key, &policy, loader, |v| if unless(v) { None } else { Some(ttl) })
+        self.load_through(key, &policy, None, loader, |v| if unless(v) { None } else { Some(ttl) })
             .await
     }
 
@@ -76,7 +76,7 @@ impl Cache {
     {
         let policy = policy.into();
         let (ttl, negative) = (policy.ttl, policy.negative_ttl);
-        self.load_through(key, &policy, loader, |v: &Option<T>| {
+        self.load_through(key, &policy, None, loader, |v: &Option<T>| {
             if unless(v) {
                 None
             } else if v.is_some() {
