@@ -946,6 +946,78 @@ async fn local_false_never_serves_from_the_near_tier() {
     );
 }
 
+/// Tag invalidations while the tier serves: rows in four tag groups, near
+/// hits; another handle updates a group (or two at once) and invalidates
+/// its tag(s): no read that starts ε later gets an old row of the group,
+/// and the tier keeps serving the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_invalidations_reach_the_tier_within_eps() {
+    const ROWS: u64 = 20;
+    let url = shared_redis().url();
+    let ns = unique_namespace("neartag");
+    let a = near_handle(&url, &ns).await;
+    let b = plain_handle(&url, &ns).await;
+    let db = Db::new(ROWS);
+    let tagged = |k: u64| {
+        Policy::ttl(Duration::from_secs(60))
+            .tags([format!("group:{}", k % 4), "all-rows".to_owned()])
+            .name("tagged")
+    };
+    assert!(wait_live(&a, LIVE_WITHIN).await, "the tier never became live");
+    let inv = b.invalidator();
+    let mut stale = 0;
+    let mut rounds_with_near_hits = 0;
+    for round in 0..8u64 {
+        let before = near_hits(&a);
+        for _ in 0..3 {
+            for k in 0..ROWS {
+                read(&a, &db, k, tagged(k)).await;
+            }
+        }
+        if near_hits(&a) - before >= ROWS / 2 {
+            rounds_with_near_hits += 1;
+        }
+        let groups: Vec<u64> = if round % 2 == 0 {
+            vec![round % 4]
+        } else {
+            vec![round % 4, (round + 1) % 4]
+        };
+        for k in (0..ROWS).filter(|k| groups.contains(&(k % 4))) {
+            db.bump(k);
+        }
+        if round == 7 {
+            for k in 0..ROWS {
+                db.bump(k);
+            }
+            inv.tag("all-rows").await.unwrap();
+        } else {
+            inv.tags(groups.iter().map(|g| format!("group:{g}"))).await.unwrap();
+        }
+        let t = Instant::now();
+        let until = t + EPS + Duration::from_millis(40);
+        while Instant::now() < until {
+            for k in 0..ROWS {
+                let s = Instant::now();
+                let got = read(&a, &db, k, tagged(k)).await;
+                if s >= t + EPS && got.version < db.version(k) {
+                    stale += 1;
+                    eprintln!(
+                        "stale: row:{k} gave {} (current {}) {:?} after its tag's invalidation returned",
+                        got.version,
+                        db.version(k),
+                        s - t
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(stale, 0, "reads started ε after a tag invalidation saw old rows");
+    assert!(
+        rounds_with_near_hits >= 6,
+        "the tier served tagged rows in only {rounds_with_near_hits} of 8 rounds"
+    );
+}
+
 /// (h) The near cache on the test cluster: a channel per primary (named
 /// `cache-near`), and another handle's invalidations by key and tag reach
 /// the tier within ε.
