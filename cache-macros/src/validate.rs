@@ -307,15 +307,12 @@ fn near_eligible(ty: &Type, generics: &syn::Generics) -> bool {
         let tokens: Vec<TokenTree> = tokens.into_iter().collect();
         for (i, t) in tokens.iter().enumerate() {
             match t {
-                TokenTree::Group(g) => {
-                    if !walk(g.stream(), params) {
-                        return false;
-                    }
-                }
-                TokenTree::Punct(p) if p.as_char() == '\'' => {
-                    if !matches!(tokens.get(i + 1), Some(TokenTree::Ident(l)) if l == "static") {
-                        return false;
-                    }
+                TokenTree::Group(g) if !walk(g.stream(), params) => return false,
+                TokenTree::Punct(p)
+                    if p.as_char() == '\''
+                        && !matches!(tokens.get(i + 1), Some(TokenTree::Ident(l)) if l == "static") =>
+                {
+                    return false;
                 }
                 TokenTree::Ident(id) => {
                     let name = id.to_string();

@@ -600,7 +600,7 @@ impl<'c> Fill<'c> {
         // An entry without a freshness section (written by `set`) lives in
         // the near tier no longer than this call's policy would keep it.
         let expiry = expiry.unwrap_or_else(|| (now_ms().saturating_add(self.longest_ttl.as_millis() as u64), 0));
-        tier.insert(ticket, self.key, ops.wrap(value), tags, expiry, raw.len());
+        tier.insert(ticket, self.key, ops.wrap(value), tags, expiry, ops.cost(raw.len()));
     }
 
     /// Fresh, early-refresh, stale-while-revalidate, or expired (with a

@@ -42,14 +42,17 @@ use std::time::{Duration, Instant};
 
 /// Number of invalidation counters keys and tags are hashed onto.
 const STRIPES: usize = 4096;
-/// What an entry costs beyond its key and encoded value (the map's node,
-/// the `Arc`s, the tag list's header), in bytes.
-const ENTRY_OVERHEAD: u64 = 160;
+/// What an entry costs beyond its key, its value and its tags (moka's node
+/// and queues, the `Arc`s, allocation headers and rounding), in bytes: as
+/// measured for the in-process store (`store/memory.rs`).
+const ENTRY_OVERHEAD: u64 = crate::store::ENTRY_OVERHEAD as u64;
 
 /// How a near entry is made from, and turned back into, a `T`. Built only
 /// for `T: Clone + Send + Sync + 'static` ([`NearOps::new`]); the cache's
 /// generic paths carry an `Option<NearOps<T>>`.
 pub struct NearOps<T> {
+    /// `size_of::<T>()`: with the encoded size, what a value costs.
+    size: usize,
     wrap: fn(&T) -> Arc<dyn Any + Send + Sync>,
     clone: fn(&(dyn Any + Send + Sync)) -> Option<T>,
 }
@@ -71,6 +74,7 @@ impl<T: Clone + Send + Sync + 'static> NearOps<T> {
     /// The operations for `T`.
     pub fn new() -> Self {
         NearOps {
+            size: std::mem::size_of::<T>(),
             wrap: |v| Arc::new(v.clone()),
             clone: |any| any.downcast_ref::<T>().cloned(),
         }
@@ -90,6 +94,13 @@ impl<T> NearOps<T> {
 
     pub(crate) fn clone_out(&self, any: &(dyn Any + Send + Sync)) -> Option<T> {
         (self.clone)(any)
+    }
+
+    /// What a value whose encoding is `encoded` bytes costs in memory,
+    /// about: the value itself and its heap parts (estimated by the
+    /// encoding's size).
+    pub(crate) fn cost(&self, encoded: usize) -> usize {
+        self.size + encoded
     }
 }
 
@@ -336,7 +347,11 @@ impl Tier {
         if !self.unchanged(ticket) {
             return;
         }
-        let found: Vec<(&String, u64)> = tags.iter().zip(versions).filter_map(|(t, v)| Some((t, (*v)?))).collect();
+        let found: Vec<(&String, u64)> = tags
+            .iter()
+            .zip(versions)
+            .filter_map(|(t, v)| Some((t, (*v)?)))
+            .collect();
         for (tag, version) in &found {
             self.tags.insert(Box::from(tag.as_str()), *version);
         }
