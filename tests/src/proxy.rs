@@ -191,3 +191,74 @@ async fn pump(
         }
     }
 }
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    /// An echo server on 127.0.0.1; its port.
+    async fn echo() -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    async fn round_trip(c: &mut TcpStream, msg: &[u8], within: Duration) -> Option<Vec<u8>> {
+        c.write_all(msg).await.ok()?;
+        let mut got = vec![0u8; msg.len()];
+        match tokio::time::timeout(within, c.read_exact(&mut got)).await {
+            Ok(Ok(_)) => Some(got),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn forwards_freezes_thaws_and_cuts() {
+        let proxy = TcpProxy::start(echo().await).await;
+        let mut c = TcpStream::connect(("127.0.0.1", proxy.port())).await.unwrap();
+        let second = Duration::from_secs(1);
+        assert_eq!(round_trip(&mut c, b"one", second).await.as_deref(), Some(&b"one"[..]));
+        assert_eq!((proxy.connections_accepted(), proxy.connections_open()), (1, 1));
+
+        proxy.freeze();
+        assert!(proxy.is_frozen());
+        assert_eq!(
+            round_trip(&mut c, b"two", Duration::from_millis(200)).await,
+            None,
+            "frozen"
+        );
+        proxy.thaw();
+        let mut got = [0u8; 3];
+        tokio::time::timeout(second, c.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got, b"two", "held bytes delivered after the thaw");
+
+        proxy.cut();
+        let mut buf = [0u8; 8];
+        let closed = tokio::time::timeout(second, c.read(&mut buf)).await.unwrap();
+        assert!(
+            matches!(closed, Ok(0) | Err(_)),
+            "cut closes the connection: {closed:?}"
+        );
+        let mut c2 = TcpStream::connect(("127.0.0.1", proxy.port())).await.unwrap();
+        assert_eq!(
+            round_trip(&mut c2, b"three", second).await.as_deref(),
+            Some(&b"three"[..])
+        );
+        assert_eq!(proxy.connections_accepted(), 2);
+    }
+}
