@@ -372,7 +372,7 @@ impl Cache {
                 scope.add(|c| &c.hits);
                 scope.add(|c| &c.near_hits);
                 crate::metrics::request(scope.name, "near_hit");
-                trace_op(self.origin(policy.name), "GET", key, "near-hit", start);
+                trace_op(self.origin(policy.name), "GET", key, "near_hit", start);
                 return Ok(v);
             }
             early = Some(v);

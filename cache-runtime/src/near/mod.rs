@@ -410,3 +410,114 @@ impl Tier {
         self.entries.entry_count()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tier() -> Tier {
+        let t = Tier::new("app", 1 << 20, Duration::from_millis(50));
+        t.confirmed(Instant::now());
+        t
+    }
+
+    fn put(t: &Tier, ticket: &Ticket, key: &str, v: u32, tags: &[(&str, u64)]) {
+        let tags = tags.iter().map(|(k, v)| (Box::from(*k), *v)).collect();
+        t.insert(ticket, key, Arc::new(v), tags, (u64::MAX, 0), 8);
+    }
+
+    fn value(t: &Tier, key: &str) -> Option<u32> {
+        t.get(key, 0).and_then(|e| e.value.downcast_ref::<u32>().copied())
+    }
+
+    #[test]
+    fn serves_only_while_a_recent_ping_was_answered() {
+        let t = Tier::new("app", 1 << 20, Duration::from_millis(20));
+        let ticket = t.ticket("k", &[]);
+        put(&t, &ticket, "k", 1, &[]);
+        assert_eq!(value(&t, "k"), None, "never confirmed");
+        t.confirmed(Instant::now());
+        assert_eq!(value(&t, "k"), Some(1));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(value(&t, "k"), None, "the last answered ping is older than ε");
+        t.confirmed(Instant::now());
+        assert_eq!(value(&t, "k"), Some(1));
+        t.doubt();
+        assert_eq!(value(&t, "k"), None);
+        t.confirmed(Instant::now());
+        assert_eq!(value(&t, "k"), None, "doubt cleared the tier");
+    }
+
+    #[test]
+    fn a_read_that_raced_an_invalidation_is_not_kept() {
+        let t = tier();
+        // The ticket is taken before the Redis read; the invalidation is
+        // applied before the read's insert.
+        let ticket = t.ticket("k", &[]);
+        t.invalidate_redis_key(b"{app:k}");
+        put(&t, &ticket, "k", 1, &[]);
+        assert_eq!(value(&t, "k"), None);
+        // The same through a tag, and through a flush.
+        let tags = ["{app#tag:t}".to_owned()];
+        let ticket = t.ticket("k", &tags);
+        t.invalidate_redis_key(b"{app#tag:t}");
+        put(&t, &ticket, "k", 2, &[("{app#tag:t}", 7)]);
+        assert_eq!(value(&t, "k"), None);
+        let ticket = t.ticket("k", &tags);
+        t.clear();
+        put(&t, &ticket, "k", 3, &[("{app#tag:t}", 7)]);
+        assert_eq!(value(&t, "k"), None);
+        // Unrelated invalidations do not refuse it.
+        let ticket = t.ticket("k", &tags);
+        t.invalidate_redis_key(b"{app:other}");
+        put(&t, &ticket, "k", 4, &[("{app#tag:t}", 7)]);
+        assert_eq!(value(&t, "k"), Some(4));
+    }
+
+    #[test]
+    fn invalidation_messages_map_to_entries_and_tags_of_this_namespace_only() {
+        let t = tier();
+        let tags = ["{app#tag:t}".to_owned()];
+        for (msg, gone) in [
+            (&b"{app:k}:lease"[..], false),
+            (b"{apps:k}", false),
+            (b"{ap:k}", false),
+            (b"{app#tag:u}", false),
+            (b"{app:k}", true),
+        ] {
+            let ticket = t.ticket("k", &tags);
+            put(&t, &ticket, "k", 1, &[("{app#tag:t}", 7)]);
+            assert_eq!(value(&t, "k"), Some(1));
+            t.invalidate_redis_key(msg);
+            assert_eq!(value(&t, "k").is_none(), gone, "{}", String::from_utf8_lossy(msg));
+        }
+        // A tag message makes every entry under the tag unservable.
+        t.invalidate_redis_key(b"{app#tag:t}");
+        assert_eq!(value(&t, "k"), None);
+        // Keys holding braces and colons map back exactly.
+        let ticket = t.ticket("a:{b}", &[]);
+        put(&t, &ticket, "a:{b}", 5, &[]);
+        t.invalidate_redis_key(b"{app:a:{b}}");
+        assert_eq!(value(&t, "a:{b}"), None);
+    }
+
+    #[test]
+    fn a_value_is_only_handed_to_its_own_type() {
+        let t = tier();
+        let ticket = t.ticket("k", &[]);
+        put(&t, &ticket, "k", 1, &[]);
+        let e = t.get("k", 0).expect("entry");
+        assert_eq!(NearOps::<u32>::new().clone_out(&*e.value), Some(1));
+        assert_eq!(NearOps::<u64>::new().clone_out(&*e.value), None);
+        assert_eq!(NearOps::<String>::new().clone_out(&*e.value), None);
+    }
+
+    #[test]
+    fn entries_expire_at_their_logical_expiry() {
+        let t = tier();
+        let ticket = t.ticket("k", &[]);
+        t.insert(&ticket, "k", Arc::new(1u32), Vec::new(), (1_000, 0), 8);
+        assert!(t.get("k", 999).is_some());
+        assert!(t.get("k", 1_000).is_none());
+    }
+}
