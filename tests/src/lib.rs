@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod fleet;
 mod harness;
+pub mod proxy;
 pub mod sentinel;
 
 pub use cluster::{RedisCluster, key_slot, shared_cluster};
