@@ -110,9 +110,18 @@ fn unit() -> f64 {
 
 /// XFetch's draw: whether a hit on an entry expiring at `expires_at_ms`,
 /// whose last load took `load_us`, reloads it early.
-fn xfetch_draw(beta: f64, expires_at_ms: u64, load_us: u32) -> bool {
-    let gap = (f64::from(load_us) / 1000.0) * beta * -unit().ln();
-    beta > 0.0 && now_ms() as f64 + gap >= expires_at_ms as f64
+fn xfetch_draw(beta: f64, now: u64, expires_at_ms: u64, load_us: u32) -> bool {
+    if beta <= 0.0 {
+        return false;
+    }
+    let scale = (f64::from(load_us) / 1000.0) * beta;
+    let ahead = expires_at_ms.saturating_sub(now) as f64;
+    // −ln(u) for a draw u in (0, 1] never exceeds 53·ln 2 ≈ 36.8: far from
+    // its expiry no draw can refresh, so none is made (hot hits stay cheap).
+    if ahead > scale * 37.0 {
+        return false;
+    }
+    now as f64 + scale * -unit().ln() >= expires_at_ms as f64
 }
 
 /// Whether a stored entry may be served.
@@ -364,10 +373,11 @@ impl Cache {
         // (one drawn for early refresh is reloaded below).
         let mut early = None;
         if let (Some(ops), Some(tier)) = (&ops, tier)
-            && let Some(e) = tier.get(key, now_ms())
+            && let now = now_ms()
+            && let Some(e) = tier.get(key, now)
             && let Some(v) = ops.clone_out(&*e.value)
         {
-            if !xfetch_draw(policy.early_refresh, e.expires_at_ms, e.load_us) {
+            if !xfetch_draw(policy.early_refresh, now, e.expires_at_ms, e.load_us) {
                 let scope = self.inner.stats.scope(policy.name);
                 scope.add(|c| &c.hits);
                 scope.add(|c| &c.near_hits);
@@ -614,7 +624,7 @@ impl<'c> Fill<'c> {
         if now < f.expires_at_ms {
             // XFetch: refresh early with a probability that grows as the
             // expiry nears and with the cost of a reload.
-            if xfetch_draw(self.beta, f.expires_at_ms, f.load_us) {
+            if xfetch_draw(self.beta, now, f.expires_at_ms, f.load_us) {
                 return Ok(Found::Early(d.value));
             }
             return Ok(Found::Fresh(d.value));
