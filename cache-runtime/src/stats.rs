@@ -25,7 +25,14 @@ pub(crate) struct Counters {
     /// Moving average of load durations (µs), for the fill-wait cap; not
     /// part of the snapshot.
     pub(crate) load_ewma_us: AtomicU64,
+    /// Moving average of how often a call's first read misses, in units of
+    /// `1 / MISS_ONE`, to choose that read (see `Scope::mostly_misses`); not
+    /// part of the snapshot.
+    pub(crate) miss_ewma: AtomicU64,
 }
+
+/// A miss ratio of 1 in `Counters::miss_ewma`.
+const MISS_ONE: u64 = 1 << 16;
 
 impl Counters {
     fn snapshot(&self) -> FunctionStats {
@@ -79,6 +86,22 @@ impl Scope<'_> {
         let old = avg.load(Relaxed);
         let new = if old == 0 { sample } else { old - old / 8 + sample / 8 };
         avg.store(new.max(1), Relaxed);
+    }
+
+    /// Records whether a call's first read missed (moving average, 1/64
+    /// weight: about the last 64 calls, so that the burst of callers that
+    /// all miss one hot key as it expires does not flip its function).
+    /// Racy updates may lose a sample, which a moving average can afford.
+    pub(crate) fn observe_read(&self, missed: bool) {
+        let avg = &self.own().miss_ewma;
+        let old = avg.load(Relaxed);
+        avg.store(old - old / 64 + if missed { MISS_ONE / 64 } else { 0 }, Relaxed);
+    }
+
+    /// Whether most recent calls of this function (of the cache, unnamed)
+    /// missed on their first read.
+    pub(crate) fn mostly_misses(&self) -> bool {
+        self.own().miss_ewma.load(Relaxed) > MISS_ONE / 2
     }
 
     /// The typical load time of this function, if one was observed.

@@ -7,6 +7,10 @@
 //! process load while the others poll for its value, bounded by about
 //! twice the typical load time. See `flight.rs` for which waiters may take
 //! a leader's value, and `store/mod.rs` for the protocol's guarantees.
+//!
+//! When most recent calls of a function missed (on Redis), the first read
+//! is read-or-lease itself: a miss that takes the lease there skips the
+//! `GET` and is two round trips (`read`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -73,11 +77,17 @@ enum Found<T> {
 struct NoAnswer<T> {
     miss: Miss,
     fallback: Option<T>,
+    /// The fill lease (token, tag versions), when the read took it.
+    lease: Option<(u64, Vec<u64>)>,
 }
 
 impl<T> From<Miss> for NoAnswer<T> {
     fn from(miss: Miss) -> Self {
-        NoAnswer { miss, fallback: None }
+        NoAnswer {
+            miss,
+            fallback: None,
+            lease: None,
+        }
     }
 }
 
@@ -140,6 +150,8 @@ struct Fill<'c> {
     entry: String,
     /// The lease key, made on the first miss (a hit never needs it).
     lease: std::sync::OnceLock<String>,
+    /// No read made yet (the first may be read-or-lease, see `read`).
+    first_read: bool,
     tags: Vec<String>,
     /// Longest lifetime of an entry this call may store.
     longest_ttl: Duration,
@@ -424,6 +436,11 @@ impl Cache {
                     }
                     match self.inner.flights.join(&fill.entry) {
                         Role::Waiter(w) => {
+                            if let Some((token, versions)) = &no.lease {
+                                // Our read took the lease, but this process's
+                                // leader loads: let it have the lease.
+                                fill.release(*token, versions).await;
+                            }
                             fill.scope.add(|c| &c.coalesced_waits);
                             if let Some(bytes) = flight::wait(w).await {
                                 return match codec::decode::<T>(&bytes) {
@@ -436,7 +453,15 @@ impl Cache {
                             // certified for a caller that joined this late: read again.
                             continue;
                         }
-                        Role::Leader(leader) => return fill.lead(leader, miss, loader, &ttl_for, fallback).await,
+                        Role::Leader(leader) => {
+                            return match no.lease {
+                                Some((token, versions)) => {
+                                    fill.load_leased(leader, loader, &ttl_for, token, versions, fallback)
+                                        .await
+                                }
+                                None => fill.lead(leader, miss, loader, &ttl_for, fallback).await,
+                            };
+                        }
                     }
                 }
             };
@@ -507,6 +532,7 @@ impl<'c> Fill<'c> {
             cache,
             key,
             lease: std::sync::OnceLock::new(),
+            first_read: true,
             entry,
             tags: policy.tags.iter().map(|t| inner.layout.tag(t)).collect(),
             longest_ttl,
@@ -543,13 +569,58 @@ impl<'c> Fill<'c> {
     }
 
     /// Reads and decodes the entry, checking its tags and its freshness.
-    /// Every failure is a miss.
-    /// With `near` (the tier and a ticket taken before this read), the tag
-    /// versions come from the near tier when it has them all (the read is
-    /// then a lone `GET`), or are put in it; with `ops` too, a fresh value
-    /// found is put in it. Nothing is put if anything it depends on moved
-    /// since the ticket was taken.
+    /// Every failure is a miss. The first read of a call whose function
+    /// mostly misses (on Redis) is read-or-lease: a miss then takes the
+    /// fill lease at once and costs two round trips (this read, then
+    /// store-if-leased), not three; a hit costs a script call instead of a
+    /// `GET`, so functions that mostly hit keep the `GET`.
+    /// With `near`, see [`read_entry`](Self::read_entry).
     async fn read<T: DeserializeOwned>(
+        &mut self,
+        near: Option<(&Tier, &Ticket)>,
+        ops: Option<&NearOps<T>>,
+    ) -> Result<Found<T>, NoAnswer<T>> {
+        if !std::mem::take(&mut self.first_read) {
+            return self.read_entry(near, ops).await;
+        }
+        let found = if self.scope.mostly_misses() && !self.cache.inner.store.is_memory() {
+            self.read_or_lease().await
+        } else {
+            self.read_entry(near, ops).await
+        };
+        let missed = matches!(&found, Err(no) if !matches!(no.miss, Miss::Error | Miss::Bypass));
+        self.scope.observe_read(missed);
+        found
+    }
+
+    /// The first read as read-or-lease (`acquire` without force): the entry
+    /// when present, else the fill lease when nobody holds it.
+    async fn read_or_lease<T: DeserializeOwned>(&mut self) -> Result<Found<T>, NoAnswer<T>> {
+        let token = crate::ttl::random_u64().max(1);
+        let acquired = match self.acquire(token, false, None).await {
+            Ok(a) => a,
+            Err(e) => return Err(self.note(&e).into()),
+        };
+        let Some(raw) = &acquired.entry else {
+            return Err(NoAnswer {
+                miss: Miss::Absent,
+                fallback: None,
+                lease: acquired.leased.then_some((token, acquired.versions)),
+            });
+        };
+        // Without force, a present entry never comes with the lease.
+        let versions: Vec<Option<u64>> = acquired.versions.iter().copied().map(Some).collect();
+        let decoded = self.decode_fresh(raw, &versions, true).await?;
+        self.classify(decoded)
+    }
+
+    /// A `GET` (`MGET` with the tag versions) of the entry. With `near`
+    /// (the tier and a ticket taken before this read), the tag versions
+    /// come from the near tier when it has them all (the read is then a
+    /// lone `GET`), or are put in it; with `ops` too, a fresh value found is
+    /// put in it. Nothing is put if anything it depends on moved since the
+    /// ticket was taken.
+    async fn read_entry<T: DeserializeOwned>(
         &mut self,
         near: Option<(&Tier, &Ticket)>,
         ops: Option<&NearOps<T>>,
@@ -636,6 +707,7 @@ impl<'c> Fill<'c> {
         Err(NoAnswer {
             miss: Miss::Expired,
             fallback: (late < ms(self.sie)).then_some(d.value),
+            lease: None,
         })
     }
 

@@ -9,12 +9,13 @@
 //! CACHE_LOG=1 cargo run …                                             # every cache operation, [Cache] GET …: HIT (0.21ms)
 //! cargo run --release -p examples --bin lms-web -- --load             # load run: cache off vs in-process (vs Redis with REDIS_URL)
 //! cargo run --release -p examples --bin lms-web -- --load --url http://127.0.0.1:3000 --clients 32 --seconds 10
+//! cargo run --release -p examples --bin lms-web -- --load --dashboard-ttl 1 --early-refresh 1,0   # expiry storms
 //! ```
 
 use std::time::Duration;
 
 use cache_runtime::Cache;
-use examples::lms::{Db, DbKind, Lms, Mode, SeedConfig};
+use examples::lms::{Db, DbKind, Freshness, Lms, Mode, SeedConfig};
 use examples::web::load::{self, LoadConfig, LoadReport};
 use examples::web::{App, RunningServer, client, telemetry};
 
@@ -23,6 +24,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const USAGE: &str = "\
 usage: lms-web [--no-cache]
        lms-web --load [--clients N] [--seconds S] [--warmup S] [--url http://127.0.0.1:PORT]
+                      [--students N] [--teachers N] [--dashboard-ttl S] [--early-refresh BETA[,BETA...]]
 
 Serves the LMS on 127.0.0.1:$PORT (default 3000). Environment: DATABASE_URL
 (default: a generated SQLite file), REDIS_URL (default: in-process cache),
@@ -32,7 +34,13 @@ CACHE_DISABLED=1 (pages straight from the database), CACHE_LOG=1.
 (default 16) for S seconds (default 5) after a warm-up (default 1 s), once
 with the cache off, once with the in-process cache, and once with Redis when
 REDIS_URL is set; prints req/s and p50/p99 per page. With --url it drives a
-running server instead (loopback addresses only).";
+running server instead (loopback addresses only).
+
+--students and --teachers set how many of them the clients visit (default
+150 and 50; fewer make hotter pages). --dashboard-ttl sets the TTL of the three dashboards (default 300 s), and
+--early-refresh their XFetch beta (default 1; 0 turns early refresh off).
+With several betas, each cached run is made once per beta (expiry storms:
+--dashboard-ttl 1 --early-refresh 1,0).";
 
 #[derive(Debug)]
 struct Args {
@@ -40,6 +48,9 @@ struct Args {
     no_cache: bool,
     url: Option<String>,
     config: LoadConfig,
+    dashboard_ttl: Option<Duration>,
+    /// One cached run per β (empty: the default policy).
+    betas: Vec<f64>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +59,8 @@ fn parse_args() -> Result<Args, String> {
         no_cache: false,
         url: None,
         config: LoadConfig::default(),
+        dashboard_ttl: None,
+        betas: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     let secs = |v: Option<String>, name: &str| -> Result<Duration, String> {
@@ -72,6 +85,38 @@ fn parse_args() -> Result<Args, String> {
             }
             "--seconds" => args.config.duration = secs(it.next(), "--seconds")?,
             "--warmup" => args.config.warmup = secs(it.next(), "--warmup")?,
+            "--students" | "--teachers" => {
+                let v = it.next().ok_or(format!("{a} needs a value"))?;
+                let n: i64 = v.parse().map_err(|_| format!("{a}: not a number: {v}"))?;
+                if !(1..=1000).contains(&n) {
+                    return Err(format!("{a}: 1 to 1000"));
+                }
+                if a == "--students" {
+                    args.config.students = n;
+                } else {
+                    args.config.teachers = n;
+                }
+            }
+            "--dashboard-ttl" => {
+                let ttl = secs(it.next(), "--dashboard-ttl")?;
+                if ttl < Duration::from_millis(100) {
+                    return Err("--dashboard-ttl: at least 0.1 s".into());
+                }
+                args.dashboard_ttl = Some(ttl);
+            }
+            "--early-refresh" => {
+                let v = it.next().ok_or("--early-refresh needs a value")?;
+                for b in v.split(',') {
+                    let beta: f64 = b
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("--early-refresh: not a number: {b}"))?;
+                    if !(0.0..=100.0).contains(&beta) || args.betas.len() >= 4 {
+                        return Err("--early-refresh: at most 4 betas, each 0 to 100".into());
+                    }
+                    args.betas.push(beta);
+                }
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -170,37 +215,71 @@ async fn run_load(args: Args) -> Result<(), BoxError> {
         seeded.courses,
         seeded.enrollments
     );
-    let mut runs: Vec<(&str, Mode, Cache)> = vec![
-        ("cache off", Mode::Uncached, Cache::memory()),
-        (
-            "in-process",
-            Mode::Cached,
-            Cache::builder().namespace("lms-web-load").memory().build().await?,
-        ),
-    ];
-    if let Ok(url) = std::env::var("REDIS_URL")
-        && !url.trim().is_empty()
-    {
-        let cache = Cache::builder()
-            .namespace("lms-web-load")
-            .redis(url.trim())
-            .build()
-            .await?;
-        if let Err(e) = cache.invalidator().all().await {
-            eprintln!("warning: could not clear the Redis namespace ({e}); the Redis run may start warm");
+    let defaults = Freshness::default();
+    let dashboard_ttl = args.dashboard_ttl.unwrap_or(defaults.dashboard_ttl);
+    // One cached run per β; labelled with it only when β was asked for.
+    let policies: Vec<(String, Freshness)> = if args.betas.is_empty() {
+        vec![(
+            String::new(),
+            Freshness {
+                dashboard_ttl,
+                ..defaults
+            },
+        )]
+    } else {
+        args.betas
+            .iter()
+            .map(|&early_refresh| {
+                (
+                    format!(", β={early_refresh}"),
+                    Freshness {
+                        dashboard_ttl,
+                        early_refresh,
+                    },
+                )
+            })
+            .collect()
+    };
+    if args.dashboard_ttl.is_some() || !args.betas.is_empty() {
+        println!("  dashboards: TTL {dashboard_ttl:.1?}, early refresh β per run as labelled");
+    }
+    let redis_url = std::env::var("REDIS_URL")
+        .ok()
+        .map(|u| u.trim().to_owned())
+        .filter(|u| !u.is_empty());
+    let mut runs: Vec<(String, Mode, Freshness, Option<&str>)> =
+        vec![("cache off".to_owned(), Mode::Uncached, defaults, None)];
+    for (suffix, freshness) in &policies {
+        runs.push((format!("in-process{suffix}"), Mode::Cached, *freshness, None));
+    }
+    if let Some(url) = &redis_url {
+        for (suffix, freshness) in &policies {
+            runs.push((format!("Redis{suffix}"), Mode::Cached, *freshness, Some(url.as_str())));
         }
-        runs.push(("Redis", Mode::Cached, cache));
     }
     let mut reports: Vec<LoadReport> = Vec::new();
-    for (label, mode, cache) in runs {
+    for (label, mode, freshness, redis) in runs {
+        // Every run starts from an empty cache.
+        let cache = match (mode, redis) {
+            (Mode::Uncached, _) => Cache::memory(),
+            (_, None) => Cache::builder().namespace("lms-web-load").memory().build().await?,
+            (_, Some(url)) => {
+                let cache = Cache::builder().namespace("lms-web-load").redis(url).build().await?;
+                if let Err(e) = cache.invalidator().all().await {
+                    eprintln!("warning: could not clear the Redis namespace ({e}); the Redis run may start warm");
+                }
+                cache
+            }
+        };
         println!();
-        let server = RunningServer::start(App::new(Lms::new(db.clone(), cache), mode)).await?;
-        let report = load::drive(server.addr, label, c).await?;
+        let server = RunningServer::start(App::new(Lms::with_freshness(db.clone(), cache, freshness), mode)).await?;
+        let report = load::drive(server.addr, &label, c).await?;
         server.stop().await?;
         load::print_report(&report);
         reports.push(report);
     }
     println!();
     println!("{}", load::markdown_table(&reports));
+    println!("{}", load::summary_table(&reports));
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod warm;
 
 pub use db::{Db, DbKind, SeedConfig, SeedReport};
 pub use keys::CacheKeys;
+pub use repos::Freshness;
 pub use service::{Lms, Mode};
 
 /// What the repositories return.

@@ -22,11 +22,34 @@
 //! Every body starts with `self.db.count_query()`: the example and the tests
 //! read that counter to see whether a page reached the database.
 
-use cache_runtime::{Cache, cached};
+use std::time::Duration;
+
+use cache_runtime::{Cache, Ttl, cached};
 
 use super::db::{Db, TODAY};
 use super::model::*;
 use super::{LmsError, LmsResult};
+
+/// The dashboards' freshness policy: the original's by default (`MEDIUM`,
+/// early refresh with β = 1). The load driver shortens the TTL and turns
+/// early refresh off to measure expiry storms (`lms-web --load
+/// --dashboard-ttl 1 --early-refresh 1,0`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Freshness {
+    /// TTL of the three dashboards.
+    pub dashboard_ttl: Duration,
+    /// XFetch's β for the dashboards (0: no early refresh).
+    pub early_refresh: f64,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        Freshness {
+            dashboard_ttl: Ttl::MEDIUM,
+            early_refresh: 1.0,
+        }
+    }
+}
 
 fn rate(part: i64, whole: i64) -> f64 {
     if whole == 0 {
@@ -206,12 +229,18 @@ impl CourseRepository {
 pub struct StudentRepository {
     db: Db,
     cache: Cache,
+    freshness: Freshness,
 }
 
 impl StudentRepository {
     /// Over this database and cache.
     pub fn new(db: Db, cache: Cache) -> Self {
-        StudentRepository { db, cache }
+        Self::with_freshness(db, cache, Freshness::default())
+    }
+
+    /// With the dashboard's freshness policy given.
+    pub fn with_freshness(db: Db, cache: Cache, freshness: Freshness) -> Self {
+        StudentRepository { db, cache, freshness }
     }
 
     /// `student:profile:{id}`, 30 min.
@@ -231,8 +260,14 @@ impl StudentRepository {
         }))
     }
 
-    /// `dashboard:student:{id}`, 5 min, tag `student:{id}`.
-    #[cached(key = "dashboard:student:{id}", ttl = MEDIUM, tags = ["student:{id}"], cache = self.cache)]
+    /// `dashboard:student:{id}`, 5 min ([`Freshness`]), tag `student:{id}`.
+    #[cached(
+        key = "dashboard:student:{id}",
+        ttl = { self.freshness.dashboard_ttl },
+        early_refresh = self.freshness.early_refresh,
+        tags = ["student:{id}"],
+        cache = self.cache
+    )]
     pub async fn student_dashboard(&self, id: i64) -> LmsResult<StudentDashboard> {
         self.db.count_query();
         let pool = self.db.pool();
@@ -317,12 +352,18 @@ impl StudentRepository {
 pub struct TeacherRepository {
     db: Db,
     cache: Cache,
+    freshness: Freshness,
 }
 
 impl TeacherRepository {
     /// Over this database and cache.
     pub fn new(db: Db, cache: Cache) -> Self {
-        TeacherRepository { db, cache }
+        Self::with_freshness(db, cache, Freshness::default())
+    }
+
+    /// With the dashboard's freshness policy given.
+    pub fn with_freshness(db: Db, cache: Cache, freshness: Freshness) -> Self {
+        TeacherRepository { db, cache, freshness }
     }
 
     /// `teacher:profile:{id}`, 30 min.
@@ -343,8 +384,14 @@ impl TeacherRepository {
         }))
     }
 
-    /// `dashboard:teacher:{id}`, 5 min, tag `teacher:{id}`.
-    #[cached(key = "dashboard:teacher:{id}", ttl = MEDIUM, tags = ["teacher:{id}"], cache = self.cache)]
+    /// `dashboard:teacher:{id}`, 5 min ([`Freshness`]), tag `teacher:{id}`.
+    #[cached(
+        key = "dashboard:teacher:{id}",
+        ttl = { self.freshness.dashboard_ttl },
+        early_refresh = self.freshness.early_refresh,
+        tags = ["teacher:{id}"],
+        cache = self.cache
+    )]
     pub async fn teacher_dashboard(&self, id: i64) -> LmsResult<TeacherDashboard> {
         self.db.count_query();
         let pool = self.db.pool();
@@ -612,12 +659,18 @@ impl EnrollmentRepository {
 pub struct AnalyticsRepository {
     db: Db,
     cache: Cache,
+    freshness: Freshness,
 }
 
 impl AnalyticsRepository {
     /// Over this database and cache.
     pub fn new(db: Db, cache: Cache) -> Self {
-        AnalyticsRepository { db, cache }
+        Self::with_freshness(db, cache, Freshness::default())
+    }
+
+    /// With the dashboard's freshness policy given.
+    pub fn with_freshness(db: Db, cache: Cache, freshness: Freshness) -> Self {
+        AnalyticsRepository { db, cache, freshness }
     }
 
     /// `stats:platform`, 1 h, tag `analytics`.
@@ -659,8 +712,14 @@ impl AnalyticsRepository {
         })
     }
 
-    /// `dashboard:admin`, 5 min, tag `analytics`.
-    #[cached(key = "dashboard:admin", ttl = MEDIUM, tags = ["analytics"], cache = self.cache)]
+    /// `dashboard:admin`, 5 min ([`Freshness`]), tag `analytics`.
+    #[cached(
+        key = "dashboard:admin",
+        ttl = { self.freshness.dashboard_ttl },
+        early_refresh = self.freshness.early_refresh,
+        tags = ["analytics"],
+        cache = self.cache
+    )]
     pub async fn admin_dashboard(&self) -> LmsResult<AdminDashboard> {
         self.db.count_query();
         let pool = self.db.pool();

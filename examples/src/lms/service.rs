@@ -49,12 +49,18 @@ pub struct Lms {
 impl Lms {
     /// Wires the repositories to `db` and `cache`.
     pub fn new(db: Db, cache: Cache) -> Self {
+        Self::with_freshness(db, cache, Freshness::default())
+    }
+
+    /// Like [`new`](Self::new), with the dashboards' TTL and early refresh
+    /// given (load experiments).
+    pub fn with_freshness(db: Db, cache: Cache, freshness: Freshness) -> Self {
         Lms {
             courses: CourseRepository::new(db.clone(), cache.clone()),
-            students: StudentRepository::new(db.clone(), cache.clone()),
-            teachers: TeacherRepository::new(db.clone(), cache.clone()),
+            students: StudentRepository::with_freshness(db.clone(), cache.clone(), freshness),
+            teachers: TeacherRepository::with_freshness(db.clone(), cache.clone(), freshness),
             enrollments: EnrollmentRepository::new(db.clone(), cache.clone()),
-            analytics: AnalyticsRepository::new(db.clone(), cache.clone()),
+            analytics: AnalyticsRepository::with_freshness(db.clone(), cache.clone(), freshness),
             db,
             cache,
         }

@@ -31,6 +31,10 @@ pub struct CacheReport {
     pub uptime_s: f64,
     /// Page requests served (HTML and JSON pages, not the dashboard).
     pub page_views: u64,
+    /// Repository queries that reached the database (loader runs, and every
+    /// query with the cache off).
+    #[serde(default)]
+    pub db_queries: u64,
     /// Every call of the cache.
     pub total: Counts,
     /// Per `#[cached]` function, by `Type::method`.
@@ -138,6 +142,7 @@ pub fn report(app: &App) -> CacheReport {
         breaker_closed: stats.breaker_closed,
         uptime_s: app.uptime().as_secs_f64(),
         page_views: app.page_views(),
+        db_queries: app.lms().db.queries(),
         total: Counts::from(&stats.total),
         functions: stats
             .per_function

@@ -115,6 +115,9 @@ pub struct LoadReport {
     pub pages: Vec<PageStats>,
     /// The cache's hit rate over the measured window (from `/api/cache`).
     pub hit_rate: Option<f64>,
+    /// Repository queries that reached the database per second over the
+    /// measured window (from `/api/cache`).
+    pub db_queries_per_s: Option<f64>,
 }
 
 fn stats(page: &'static str, mut micros: Vec<u32>, errors: u64, window: Duration) -> PageStats {
@@ -145,10 +148,11 @@ fn next(state: &mut u64) -> u64 {
     *state
 }
 
-async fn cache_counts(addr: SocketAddr) -> Option<(u64, u64)> {
+/// Cache hits, misses and database queries so far.
+async fn cache_counts(addr: SocketAddr) -> Option<(u64, u64, u64)> {
     let mut c = Client::new(addr).ok()?;
     let r: CacheReport = c.get("/api/cache").await.ok()?.json().ok()?;
-    Some((r.total.hits, r.total.misses))
+    Some((r.total.hits, r.total.misses, r.db_queries))
 }
 
 /// Drives the server at `addr` (loopback only) with `config`'s clients and
@@ -207,12 +211,16 @@ pub async fn drive(addr: SocketAddr, label: &str, config: LoadConfig) -> Result<
     let after = cache_counts(addr).await;
     let before = before.await.ok().flatten();
     let hit_rate = match (before, after) {
-        (Some((h0, m0)), Some((h1, m1))) if h1 + m1 > h0 + m0 => {
+        (Some((h0, m0, _)), Some((h1, m1, _))) if h1 + m1 > h0 + m0 => {
             Some((h1 - h0) as f64 / ((h1 + m1) - (h0 + m0)) as f64)
         }
         _ => None,
     };
     let window = config.duration;
+    let db_queries_per_s = match (before, after) {
+        (Some((_, _, q0)), Some((_, _, q1))) => Some(q1.saturating_sub(q0) as f64 / window.as_secs_f64()),
+        _ => None,
+    };
     let all: Vec<u32> = micros.iter().flatten().copied().collect();
     let total = stats("all pages", all, errors.iter().sum(), window);
     let pages = PAGES
@@ -227,6 +235,7 @@ pub async fn drive(addr: SocketAddr, label: &str, config: LoadConfig) -> Result<
         total,
         pages,
         hit_rate,
+        db_queries_per_s,
     })
 }
 
@@ -239,8 +248,11 @@ pub fn print_report(r: &LoadReport) {
     let hit = r
         .hit_rate
         .map_or_else(String::new, |h| format!(", cache hit rate {:.1}%", h * 100.0));
+    let db = r
+        .db_queries_per_s
+        .map_or_else(String::new, |q| format!(", {q:.1} database queries/s"));
     println!(
-        "{}: {} requests in {:.1?}, {:.0} req/s, p50 {} ms, p99 {} ms, {} errors{hit}",
+        "{}: {} requests in {:.1?}, {:.0} req/s, p50 {} ms, p99 {} ms, {} errors{hit}{db}",
         r.label,
         r.total.requests,
         r.duration,
@@ -289,6 +301,29 @@ pub fn markdown_table(reports: &[LoadReport]) -> String {
             out.push_str(&format!(" {:.0} | {} | {} |", p.rps, ms(p.p50), ms(p.p99)));
         }
         out.push('\n');
+    }
+    out
+}
+
+/// One row per run (every page together), as a Markdown table: requests,
+/// latency, hit rate and the load on the database.
+pub fn summary_table(reports: &[LoadReport]) -> String {
+    let mut out = String::from(
+        "| run | req/s | p50 ms | p99 ms | hit rate | database queries/s |\n| --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in reports {
+        let t = &r.total;
+        let hit = r
+            .hit_rate
+            .map_or_else(|| "—".to_owned(), |h| format!("{:.1} %", h * 100.0));
+        let db = r.db_queries_per_s.map_or_else(|| "—".to_owned(), |q| format!("{q:.1}"));
+        out.push_str(&format!(
+            "| {} | {:.0} | {} | {} | {hit} | {db} |\n",
+            r.label,
+            t.rps,
+            ms(t.p50),
+            ms(t.p99)
+        ));
     }
     out
 }
