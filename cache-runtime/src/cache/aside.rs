@@ -121,17 +121,22 @@ fn unit() -> f64 {
 /// XFetch's draw: whether a hit on an entry expiring at `expires_at_ms`,
 /// whose last load took `load_us`, reloads it early.
 fn xfetch_draw(beta: f64, now: u64, expires_at_ms: u64, load_us: u32) -> bool {
+    xfetch_ahead(beta, expires_at_ms.saturating_sub(now), load_us)
+}
+
+/// XFetch's draw for an entry expiring `ahead_ms` from now.
+fn xfetch_ahead(beta: f64, ahead_ms: u64, load_us: u32) -> bool {
     if beta <= 0.0 {
         return false;
     }
     let scale = (f64::from(load_us) / 1000.0) * beta;
-    let ahead = expires_at_ms.saturating_sub(now) as f64;
+    let ahead = ahead_ms as f64;
     // −ln(u) for a draw u in (0, 1] never exceeds 53·ln 2 ≈ 36.8: far from
     // its expiry no draw can refresh, so none is made (hot hits stay cheap).
     if ahead > scale * 37.0 {
         return false;
     }
-    now as f64 + scale * -unit().ln() >= expires_at_ms as f64
+    scale * -unit().ln() >= ahead
 }
 
 /// Whether a stored entry may be served.
@@ -385,16 +390,17 @@ impl Cache {
         // (one drawn for early refresh is reloaded below).
         let mut early = None;
         if let (Some(ops), Some(tier)) = (&ops, tier)
-            && let now = now_ms()
-            && let Some(e) = tier.get(key, now)
+            && let Some(e) = tier.get(key, start)
             && let Some(v) = ops.clone_out(&*e.value)
         {
-            if !xfetch_draw(policy.early_refresh, now, e.expires_at_ms, e.load_us) {
+            let ahead = e.expires.saturating_duration_since(start).as_millis() as u64;
+            if !xfetch_ahead(policy.early_refresh, ahead, e.load_us) {
                 let scope = self.inner.stats.scope(policy.name);
-                scope.add(|c| &c.hits);
                 scope.add(|c| &c.near_hits);
                 crate::metrics::request(scope.name, "near_hit");
-                trace_op(self.origin(policy.name), "GET", key, "near_hit", start);
+                if self.traced() {
+                    trace_op(self.origin(policy.name), "GET", key, "near_hit", start);
+                }
                 return Ok(v);
             }
             early = Some(v);
@@ -583,7 +589,10 @@ impl<'c> Fill<'c> {
         if !std::mem::take(&mut self.first_read) {
             return self.read_entry(near, ops).await;
         }
-        let found = if self.scope.mostly_misses() && !self.cache.inner.store.is_memory() {
+        // A read that may fill the near tier (`ops`) stays a `GET`: a miss
+        // there is followed by a hit that fills it, and read-or-lease would
+        // not.
+        let found = if ops.is_none() && self.scope.mostly_misses() && !self.cache.inner.store.is_memory() {
             self.read_or_lease().await
         } else {
             self.read_entry(near, ops).await

@@ -213,6 +213,15 @@ impl Origin<'_> {
 /// One `debug` event per operation: namespace, function (when known), key,
 /// outcome, elapsed time and, for a store, its TTL; never the value. Printed
 /// in the original's shape too when the cache logs operations (`CACHE_LOG`).
+impl Cache {
+    /// Whether an operation has anyone to report to: a `tracing` subscriber
+    /// at debug for this crate, `CACHE_LOG`, or metrics. Paths measured in
+    /// nanoseconds (near hits) skip `trace_op` otherwise.
+    pub(crate) fn traced(&self) -> bool {
+        cfg!(feature = "metrics") || self.inner.log || tracing::enabled!(target: "cache_runtime", tracing::Level::DEBUG)
+    }
+}
+
 pub(crate) fn trace_op(at: Origin<'_>, op: &'static str, key: &str, outcome: &'static str, start: Instant) {
     let took = start.elapsed();
     crate::metrics::operation(op, took);

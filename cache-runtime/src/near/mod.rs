@@ -159,11 +159,19 @@ pub(crate) struct Entry {
     pub(crate) value: Arc<dyn Any + Send + Sync>,
     /// Tag keys (`{ns#tag:T}`) and the versions the entry was stored under.
     pub(crate) tags: Box<[(Box<str>, u64)]>,
-    /// Logical expiry (ms since the Unix epoch), and the last load's
-    /// duration, from the entry's freshness section.
-    pub(crate) expires_at_ms: u64,
+    /// Logical expiry (from the entry's freshness section, on the
+    /// monotonic clock: one clock read per hit), and the last load's
+    /// duration.
+    pub(crate) expires: Instant,
     pub(crate) load_us: u32,
     weight: u32,
+}
+
+/// Milliseconds since the Unix epoch.
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Counters a reader read before its Redis read (see the module docs).
@@ -224,14 +232,14 @@ impl Tier {
         }
     }
 
-    fn now_ns(&self) -> u64 {
-        self.base.elapsed().as_nanos() as u64
-    }
-
     /// Whether hits may be served now.
     pub(crate) fn live(&self) -> bool {
+        self.live_at(Instant::now())
+    }
+
+    fn live_at(&self, now: Instant) -> bool {
         let until = self.serve_until.load(SeqCst);
-        until != 0 && self.now_ns() < until
+        until != 0 && (now.saturating_duration_since(self.base).as_nanos() as u64) < until
     }
 
     /// A ping sent at `sent` was answered (with every invalidation before
@@ -325,12 +333,12 @@ impl Tier {
 
     /// A served entry: the value, if present, of this type, unexpired and
     /// with every tag at its stored version. `None` on any doubt.
-    pub(crate) fn get(&self, key: &str, now_ms: u64) -> Option<Arc<Entry>> {
-        if !self.live() {
+    pub(crate) fn get(&self, key: &str, now: Instant) -> Option<Arc<Entry>> {
+        if !self.live_at(now) {
             return None;
         }
         let e = self.entries.get(key)?;
-        if now_ms >= e.expires_at_ms {
+        if now >= e.expires {
             return None;
         }
         for (tag, version) in e.tags.iter() {
@@ -403,10 +411,14 @@ impl Tier {
             + ENTRY_OVERHEAD
             + tags.iter().map(|(t, _)| t.len() as u64 + 24).sum::<u64>())
         .min(u64::from(u32::MAX)) as u32;
+        let left = Duration::from_millis(expiry.0.saturating_sub(wall_ms()));
+        let now = Instant::now();
         let entry = Arc::new(Entry {
             value,
             tags: tags.into_boxed_slice(),
-            expires_at_ms: expiry.0,
+            expires: now
+                .checked_add(left)
+                .unwrap_or(now + Duration::from_secs(10 * 365 * 86_400)),
             load_us: expiry.1,
             weight,
         });
@@ -441,7 +453,8 @@ mod tests {
     }
 
     fn value(t: &Tier, key: &str) -> Option<u32> {
-        t.get(key, 0).and_then(|e| e.value.downcast_ref::<u32>().copied())
+        t.get(key, Instant::now())
+            .and_then(|e| e.value.downcast_ref::<u32>().copied())
     }
 
     #[test]
@@ -520,7 +533,7 @@ mod tests {
         let t = tier();
         let ticket = t.ticket("k", &[]);
         put(&t, &ticket, "k", 1, &[]);
-        let e = t.get("k", 0).expect("entry");
+        let e = t.get("k", Instant::now()).expect("entry");
         assert_eq!(NearOps::<u32>::new().clone_out(&*e.value), Some(1));
         assert_eq!(NearOps::<u64>::new().clone_out(&*e.value), None);
         assert_eq!(NearOps::<String>::new().clone_out(&*e.value), None);
@@ -530,8 +543,8 @@ mod tests {
     fn entries_expire_at_their_logical_expiry() {
         let t = tier();
         let ticket = t.ticket("k", &[]);
-        t.insert(&ticket, "k", Arc::new(1u32), Vec::new(), (1_000, 0), 8);
-        assert!(t.get("k", 999).is_some());
-        assert!(t.get("k", 1_000).is_none());
+        t.insert(&ticket, "k", Arc::new(1u32), Vec::new(), (wall_ms() + 1_000, 0), 8);
+        assert!(t.get("k", Instant::now()).is_some());
+        assert!(t.get("k", Instant::now() + Duration::from_millis(1_001)).is_none());
     }
 }
