@@ -49,7 +49,7 @@ impl Cache {
     {
         let policy = policy.into();
         let ttl = policy.ttl;
-        self.load_through(key, &policy, loader, |v| if unless(v) { None } else { Some(ttl) })
+        self.load_through(key, &policy, loader, |v: &T| if unless(v) { None } else { Some(ttl) })
             .await
     }
 
