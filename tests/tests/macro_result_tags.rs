@@ -1,0 +1,219 @@
+//! Tags from the loaded value (issue 15 item 2): "key by slug, invalidate
+//! by id". A slug-keyed article carries `article:{result.id}`, so that a
+//! mutation made by id (`favorite_article(article_id)`) or one whose result
+//! names the article (`invalidates = [tag("article:{result.id}")]`) drops
+//! it. `Option` results: `None` gets no result tags. On every backend.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use cache_runtime::{Cache, cached};
+use serde::{Deserialize, Serialize};
+use tests::{Backend, cache_for};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Article {
+    pub id: u64,
+    pub slug: String,
+    pub favorites: u32,
+}
+
+struct Repo {
+    cache: Cache,
+    /// The "database": id → article.
+    db: Mutex<BTreeMap<u64, Article>>,
+    runs: AtomicUsize,
+}
+
+impl Repo {
+    fn new(cache: Cache) -> Self {
+        let db = [(1, "hello"), (2, "world")]
+            .into_iter()
+            .map(|(id, slug)| {
+                (
+                    id,
+                    Article {
+                        id,
+                        slug: slug.to_owned(),
+                        favorites: 0,
+                    },
+                )
+            })
+            .collect();
+        Repo {
+            cache,
+            db: Mutex::new(db),
+            runs: AtomicUsize::new(0),
+        }
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    fn find(&self, slug: &str) -> Option<Article> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        self.db.lock().unwrap().values().find(|a| a.slug == slug).cloned()
+    }
+
+    /// Keyed by slug; the id is known only after the load.
+    #[cached(key = "article:{slug}", tags = ["articles", "article:{result.id}"], cache = self.cache)]
+    pub async fn by_slug(&self, slug: &str) -> Result<Option<Article>, String> {
+        Ok(self.find(slug))
+    }
+
+    /// A plain (non-`Option`) result, a whole-value placeholder among them.
+    #[cached(key = "favorites:{slug}", tags = ["article:{result.0}", "count:{result.1}"], cache = self.cache)]
+    pub async fn favorites(&self, slug: &str) -> (u64, u32) {
+        let a = self.find(slug).expect("known slug");
+        (a.id, a.favorites)
+    }
+
+    /// The mutation knows the id only: it invalidates by id.
+    #[cached(invalidates = [tag("article:{article_id}")], cache = self.cache)]
+    pub async fn favorite_article(&self, article_id: u64) -> Result<(), String> {
+        let mut db = self.db.lock().unwrap();
+        let a = db.get_mut(&article_id).ok_or("no such article")?;
+        a.favorites += 1;
+        Ok(())
+    }
+
+    /// The mutation's result names what changed; on `Err` nothing is
+    /// invalidated.
+    #[cached(invalidates = [tag("article:{result.id}")], cache = self.cache)]
+    pub async fn unfavorite(&self, slug: &str) -> Result<Article, String> {
+        let mut db = self.db.lock().unwrap();
+        let a = db.values_mut().find(|a| a.slug == slug).ok_or("no such article")?;
+        a.favorites = a.favorites.saturating_sub(1);
+        Ok(a.clone())
+    }
+
+    /// An `Option` result in `invalidates`, with a result key template: a
+    /// `None` invalidates nothing.
+    #[cached(invalidates = ["article:{result.slug}"], cache = self.cache)]
+    pub async fn reset(&self, id: u64) -> Option<Article> {
+        let mut db = self.db.lock().unwrap();
+        let a = db.get_mut(&id)?;
+        a.favorites = 0;
+        Some(a.clone())
+    }
+}
+
+async fn key_by_slug_invalidate_by_id(backend: Backend) {
+    let repo = Repo::new(cache_for(backend).await);
+    let hello = repo.by_slug("hello").await.unwrap().expect("hello");
+    assert_eq!((hello.id, hello.favorites), (1, 0));
+    repo.by_slug("hello").await.unwrap();
+    assert_eq!(repo.runs(), 1, "a hit");
+
+    // By id, through a mutation's `invalidates`.
+    repo.favorite_article(1).await.unwrap();
+    assert_eq!(repo.by_slug("hello").await.unwrap().unwrap().favorites, 1);
+    assert_eq!(repo.runs(), 2, "reloaded after article:1 was invalidated");
+
+    // Another article's tag leaves it.
+    repo.favorite_article(2).await.unwrap();
+    repo.by_slug("hello").await.unwrap();
+    assert_eq!(repo.runs(), 2);
+
+    // By id, through the Invalidator.
+    repo.cache.invalidator().tag("article:1").await.unwrap();
+    repo.by_slug("hello").await.unwrap();
+    assert_eq!(repo.runs(), 3);
+
+    // Through a mutation whose result names the article.
+    repo.favorite_article(1).await.unwrap();
+    repo.by_slug("hello").await.unwrap();
+    assert_eq!(repo.runs(), 4);
+    let after = repo.unfavorite("hello").await.unwrap();
+    assert_eq!(after.favorites, 1);
+    assert_eq!(repo.by_slug("hello").await.unwrap().unwrap().favorites, 1);
+    assert_eq!(repo.runs(), 5, "unfavorite's result tag dropped it");
+    assert!(repo.unfavorite("nope").await.is_err(), "Err: nothing to invalidate");
+    repo.by_slug("hello").await.unwrap();
+    assert_eq!(repo.runs(), 5);
+
+    // A result key template, and `None`.
+    assert_eq!(repo.reset(9).await, None);
+    repo.by_slug("hello").await.unwrap();
+    assert_eq!(repo.runs(), 5, "a None result invalidates nothing");
+    assert_eq!(repo.reset(1).await.map(|a| a.favorites), Some(0));
+    assert_eq!(repo.by_slug("hello").await.unwrap().unwrap().favorites, 0);
+    assert_eq!(repo.runs(), 6, "reset dropped article:{{result.slug}}");
+
+    // The static tag still applies.
+    repo.cache.invalidator().tag("articles").await.unwrap();
+    repo.by_slug("hello").await.unwrap();
+    assert_eq!(repo.runs(), 7);
+
+    // `_refresh` stores with the result tags too.
+    repo.by_slug_refresh("hello").await.unwrap();
+    assert_eq!(repo.runs(), 8);
+    repo.by_slug("hello").await.unwrap();
+    assert_eq!(repo.runs(), 8);
+    repo.favorite_article(1).await.unwrap();
+    assert_eq!(repo.by_slug("hello").await.unwrap().unwrap().favorites, 1);
+    assert_eq!(repo.runs(), 9, "the refreshed entry carried article:1");
+
+    // A plain result: a tuple's fields.
+    assert_eq!(repo.favorites("world").await, (2, 1));
+    assert_eq!(repo.favorites("world").await, (2, 1));
+    assert_eq!(repo.runs(), 10);
+    repo.favorite_article(2).await.unwrap();
+    assert_eq!(repo.favorites("world").await, (2, 2));
+    assert_eq!(repo.runs(), 11);
+    repo.cache.invalidator().tag("count:2").await.unwrap();
+    repo.favorites("world").await;
+    assert_eq!(repo.runs(), 12);
+}
+
+/// `None` gets no result tags: it is cached (here without a negative TTL:
+/// not at all), and an article's tag does not reach a missing slug.
+async fn none_results(backend: Backend) {
+    let repo = Repo::new(cache_for(backend).await);
+    assert_eq!(repo.by_slug("missing").await, Ok(None));
+    assert_eq!(repo.by_slug("missing").await, Ok(None));
+    assert_eq!(repo.runs(), 2, "None is not cached without negative_ttl");
+    // Through the runtime API, with a negative TTL.
+    let cache = &repo.cache;
+    let policy = cache_runtime::Policy::ttl(cache_runtime::Ttl::LONG).negative_ttl(cache_runtime::Ttl::LONG);
+    let load = |slug: &'static str| {
+        let (repo, policy) = (&repo, policy.clone());
+        async move {
+            cache
+                .get_or_load_optional_tagged(
+                    &format!("neg:{slug}"),
+                    policy,
+                    || async { Ok::<_, ()>(repo.find(slug)) },
+                    |a: &Article| [format!("article:{}", a.id)],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(load("missing").await, None);
+    assert_eq!(load("missing").await, None);
+    assert_eq!(repo.runs(), 3, "None cached with negative_ttl");
+    cache.invalidator().tag("article:1").await.unwrap();
+    assert_eq!(load("missing").await, None);
+    assert_eq!(repo.runs(), 3, "no result tag on None");
+    assert_eq!(load("hello").await.map(|a| a.id), Some(1));
+    cache.invalidator().tag("article:1").await.unwrap();
+    assert_eq!(load("hello").await.map(|a| a.id), Some(1));
+    assert_eq!(repo.runs(), 5, "Some carries its result tag");
+}
+
+#[tokio::test]
+async fn key_by_slug_invalidate_by_id_all_backends() {
+    for backend in tests::BACKENDS {
+        key_by_slug_invalidate_by_id(backend).await;
+    }
+}
+
+#[tokio::test]
+async fn none_results_all_backends() {
+    for backend in tests::BACKENDS {
+        none_results(backend).await;
+    }
+}
