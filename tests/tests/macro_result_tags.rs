@@ -217,3 +217,71 @@ async fn none_results_all_backends() {
         none_results(backend).await;
     }
 }
+
+/// Deletes a key with a raw client, as eviction or a flush would.
+async fn evict(backend: Backend, key: &str) {
+    match backend {
+        Backend::Memory => unreachable!("Redis only"),
+        Backend::Redis => {
+            let client = redis::Client::open(tests::shared_redis().url()).expect("url");
+            let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+            let _: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await.expect("DEL");
+        }
+        Backend::Cluster => {
+            let mut conn = tests::shared_cluster()
+                .client()
+                .get_async_connection()
+                .await
+                .expect("connect");
+            let _: i64 = redis::cmd("DEL").arg(key).query_async(&mut conn).await.expect("DEL");
+        }
+    }
+}
+
+/// The tag epoch evicted while a load with result tags runs: the epoch the
+/// load started with never matches again, so the value is not stored (an
+/// invalidation made meanwhile would have found no epoch to bump).
+#[tokio::test]
+async fn a_lost_epoch_is_a_refused_store() {
+    for backend in [Backend::Redis, Backend::Cluster] {
+        let cache = cache_for(backend).await;
+        let (started, release) = (
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+        );
+        let slow = {
+            let (cache, started, release) = (cache.clone(), started.clone(), release.clone());
+            tokio::spawn(async move {
+                let loader = || async move {
+                    started.notify_one();
+                    release.notified().await;
+                    Ok::<_, ()>(1u64)
+                };
+                let tags = |id: &u64| [format!("article:{id}")];
+                cache
+                    .get_or_load_tagged("by-slug:a", cache_runtime::Ttl::LONG, loader, tags)
+                    .await
+            })
+        };
+        started.notified().await;
+        evict(backend, &format!("{{{}#epoch}}", cache.namespace())).await;
+        release.notify_one();
+        assert_eq!(slow.await.expect("reader"), Ok(1));
+        assert!(!cache.exists("by-slug:a").await.expect("exists"), "{backend:?}: stored");
+        assert_eq!(cache.stats().total.stale_sets_prevented, 1, "{backend:?}");
+        // With the epoch back (created by the next load), it is stored.
+        let again = cache
+            .get_or_load_tagged(
+                "by-slug:a",
+                cache_runtime::Ttl::LONG,
+                || async { Ok::<_, ()>(1u64) },
+                |id: &u64| [format!("article:{id}")],
+            )
+            .await;
+        assert_eq!(again, Ok(1));
+        assert!(
+            cache.exists("by-slug:a").await.expect("exists"),
+            "{backend:?}: not stored"
+        );
+    }
+}
