@@ -70,6 +70,21 @@ impl Repo {
         (a.id, a.favorites)
     }
 
+    /// Write-through with result tags: the stored entry carries them.
+    #[cached(key = "article:{slug}", put, tags = ["articles", "article:{result.id}"], skip = [favorites], cache = self.cache)]
+    pub async fn set_favorites(&self, slug: &str, favorites: u32) -> Result<Option<Article>, String> {
+        let mut db = self.db.lock().unwrap();
+        let a = db.values_mut().find(|a| a.slug == slug).ok_or("no such article")?;
+        a.favorites = favorites;
+        Ok(Some(a.clone()))
+    }
+
+    /// `unless` with result tags: unpopular articles are not cached.
+    #[cached(key = "popular:{slug}", tags = ["article:{result.id}"], unless = |a: &Article| a.favorites == 0, cache = self.cache)]
+    pub async fn popular(&self, slug: &str) -> Result<Article, String> {
+        self.find(slug).ok_or_else(|| "no such article".to_owned())
+    }
+
     /// The mutation knows the id only: it invalidates by id.
     #[cached(invalidates = [tag("article:{article_id}")], cache = self.cache)]
     pub async fn favorite_article(&self, article_id: u64) -> Result<(), String> {
@@ -166,6 +181,36 @@ async fn key_by_slug_invalidate_by_id(backend: Backend) {
     repo.cache.invalidator().tag("count:2").await.unwrap();
     repo.favorites("world").await;
     assert_eq!(repo.runs(), 12);
+}
+
+/// `put` and `unless` with result tags.
+async fn put_and_unless(backend: Backend) {
+    let repo = Repo::new(cache_for(backend).await);
+    let stored = repo.set_favorites("hello", 5).await.unwrap().unwrap();
+    assert_eq!(stored.favorites, 5);
+    assert_eq!(repo.by_slug("hello").await.unwrap().unwrap().favorites, 5);
+    assert_eq!(repo.runs(), 0, "written through");
+    repo.favorite_article(1).await.unwrap();
+    assert_eq!(repo.by_slug("hello").await.unwrap().unwrap().favorites, 6);
+    assert_eq!(repo.runs(), 1, "the written entry carried article:1");
+
+    assert_eq!(repo.popular("world").await.unwrap().favorites, 0);
+    repo.popular("world").await.unwrap();
+    assert_eq!(repo.runs(), 3, "unless: not cached");
+    repo.favorite_article(2).await.unwrap();
+    assert_eq!(repo.popular("world").await.unwrap().favorites, 1);
+    repo.popular("world").await.unwrap();
+    assert_eq!(repo.runs(), 4, "cached once popular");
+    repo.favorite_article(2).await.unwrap();
+    assert_eq!(repo.popular("world").await.unwrap().favorites, 2);
+    assert_eq!(repo.runs(), 5, "and dropped by its result tag");
+}
+
+#[tokio::test]
+async fn put_and_unless_all_backends() {
+    for backend in tests::BACKENDS {
+        put_and_unless(backend).await;
+    }
 }
 
 /// `None` gets no result tags: it is cached (here without a negative TTL:
