@@ -26,6 +26,7 @@ pub(crate) const ARGUMENTS: &[&str] = &[
     "stale_if_error",
     "version",
     "unless",
+    "local",
 ];
 
 /// The `Ttl` constants a bare identifier may name.
@@ -122,6 +123,8 @@ pub(crate) struct RawArgs {
     pub(crate) version: Slot<u32>,
     /// `unless = <closure or path>`: a predicate over the value.
     pub(crate) unless: Slot<Box<Expr>>,
+    /// `local = false`: never served from the near cache.
+    pub(crate) local: Slot<bool>,
 }
 
 /// Parses the attribute's tokens; errors go to `errors`.
@@ -223,6 +226,15 @@ fn parse_one(input: ParseStream<'_>, args: &mut RawArgs, errors: &mut Errors) ->
         "stale_if_error" => {
             let v = parse_ttl(input, "stale_if_error")?;
             args.stale_if_error.set(name, v, errors);
+        }
+        "local" => {
+            let b: syn::LitBool = input.parse().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    "`local` is `true` or `false`: `local = false` keeps this function's values out of the near cache",
+                )
+            })?;
+            args.local.set(name, b.value, errors);
         }
         "early_refresh" => {
             let e: Expr = input.parse().map_err(|e| {

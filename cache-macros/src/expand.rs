@@ -193,6 +193,9 @@ impl Ctx<'_> {
             let d = ttl_tokens(d);
             p = quote!(#p.stale_if_error(#d));
         }
+        if self.m.local == Some(false) {
+            p = quote!(#p.local(false));
+        }
         let name = self.stats_name();
         quote!(#p.name(#name))
     }
@@ -373,6 +376,35 @@ impl Ctx<'_> {
             let f = Ident::new(&format!("put_optional{suffix}"), ret_span);
             quote_spanned!(ret_span=>
                 ::cache_runtime::__private::#f #rest2 (__cache_cache, &__cache_key, __cache_policy, #wrap #unless).await
+            )
+        } else if !put && unless.is_none() && self.s.near_ok {
+            // The near tier serves values whose type is `Clone + Send +
+            // Sync + 'static`: the probe picks its operations for such a
+            // type, `None` for any other (autoref specialization).
+            let (f, probe) = match (kind.optional(), &self.s.value_ty) {
+                (true, Some(ty)) => (
+                    "get_or_load_optional_near",
+                    quote_spanned!(ret_span=> ::core::option::Option<<#ty as ::cache_runtime::__private::Cacheable>::Value>),
+                ),
+                (_, Some(ty)) => (
+                    "get_or_load_near",
+                    quote_spanned!(ret_span=> <#ty as ::cache_runtime::__private::Cacheable>::Value),
+                ),
+                (_, None) => unreachable!("checked above"),
+            };
+            let f = Ident::new(f, ret_span);
+            quote_spanned!(ret_span=>
+                ::cache_runtime::__private::#f #rest3 (
+                    __cache_cache,
+                    &__cache_key,
+                    __cache_policy,
+                    {
+                        #[allow(unused_imports)]
+                        use ::cache_runtime::__private::{NearNo as _, NearYes as _};
+                        (&&::cache_runtime::__private::NearProbe::<#probe>::new()).near_ops()
+                    },
+                    move || #wrap,
+                ).await
             )
         } else {
             let method = match (put, kind.optional()) {

@@ -64,6 +64,7 @@ use proc_macro::TokenStream;
 /// | `stale_while_revalidate = "30s"` | for this long after expiry, answer with the old value while one caller reloads |
 /// | `stale_if_error = "5m"` | when the loader fails, answer with the value expired at most this long ago |
 /// | `version = 2` | appended to the key as `:v2` |
+/// | `local = false` | never served from the near cache (`CacheBuilder::near_cache`); by default a function whose value type is `Clone + Send + Sync + 'static` is |
 /// | `unless = \|v\| v.is_empty()` | a closure or function path over the value to be stored (`&T` of `Result<T, E>`, `&Option<T>` of an `Option`), returning `bool`: `true` returns the value without storing it (with `put`, the key is dropped) |
 ///
 /// # Injective templates

@@ -97,6 +97,9 @@ pub(crate) struct FnShape {
     pub(crate) value_ty: Option<Type>,
     /// A method of some type (has a receiver or mentions `Self`).
     pub(crate) in_impl: bool,
+    /// The stored type is visibly concrete and `'static`, so the near cache
+    /// may hold it (see [`near_eligible`]).
+    pub(crate) near_ok: bool,
     /// Companions are generated (the function has an explicit visibility).
     pub(crate) companions: bool,
     /// The body that is cached: the function's block, or for an
@@ -145,6 +148,8 @@ pub(crate) struct Model {
     pub(crate) version: Option<u32>,
     /// `unless = ..`: values for which it returns `true` are not stored.
     pub(crate) unless: Option<Box<Expr>>,
+    /// `local = ..`: whether the near cache may serve it (default true).
+    pub(crate) local: Option<bool>,
 }
 
 /// What the checks learn beyond the shape, for the checks after them.
@@ -200,6 +205,7 @@ pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Opt
         stale_if_error,
         version,
         unless,
+        local,
         ..
     } = args;
     let (result_tags, tags): (Vec<Template>, Vec<Template>) = tags
@@ -227,6 +233,7 @@ pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Opt
         cache: cache.into_value(),
         version: version.into_value(),
         unless: unless.into_value(),
+        local: local.into_value(),
     })
 }
 
@@ -270,7 +277,9 @@ fn fn_shape(func: &ItemFn, errors: &mut Errors) -> FnShape {
     let (kind, ret, value_span, value_ty) = return_kind(sig, errors);
     let mut sig_idents = BTreeSet::new();
     idents(quote::quote!(#sig), &mut sig_idents);
+    let near_ok = value_ty.as_ref().is_some_and(|t| near_eligible(t, &sig.generics));
     FnShape {
+        near_ok,
         in_impl: receiver != Receiver::None || sig_idents.contains("Self"),
         companions: !matches!(func.vis, syn::Visibility::Inherited),
         receiver,
@@ -283,6 +292,62 @@ fn fn_shape(func: &ItemFn, errors: &mut Errors) -> FnShape {
         body,
         async_trait,
     }
+}
+
+/// Whether the stored type may go to the near cache, which holds values as
+/// `Any` and so needs them `'static`. Whether a type is `'static` is decided
+/// after the runtime's choice of near or not (lifetimes play no part in
+/// trait selection), so a type that might not be, would fail to compile
+/// instead of falling back: only types that are visibly concrete qualify.
+/// Not: `Self`, the function's generic parameters, lifetimes other than
+/// `'static`, qualified paths (`<T as Tr>::X`), associated types of
+/// capitalised names (`T::Row`), and single capitals (`T`, `R2`), the usual
+/// spelling of an `impl`'s type parameters (invisible from here; other
+/// spellings need `local = false`).
+fn near_eligible(ty: &Type, generics: &syn::Generics) -> bool {
+    use proc_macro2::TokenTree;
+    let params: BTreeSet<String> = generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            syn::GenericParam::Type(t) => Some(t.ident.to_string()),
+            syn::GenericParam::Const(c) => Some(c.ident.to_string()),
+            syn::GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    fn walk(tokens: TokenStream, params: &BTreeSet<String>) -> bool {
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+        for (i, t) in tokens.iter().enumerate() {
+            match t {
+                TokenTree::Group(g) if !walk(g.stream(), params) => return false,
+                TokenTree::Punct(p)
+                    if p.as_char() == '\''
+                        && !matches!(tokens.get(i + 1), Some(TokenTree::Ident(l)) if l == "static") =>
+                {
+                    return false;
+                }
+                TokenTree::Ident(id) => {
+                    let name = id.to_string();
+                    let after_quote = i > 0 && matches!(&tokens[i - 1], TokenTree::Punct(p) if p.as_char() == '\'');
+                    if after_quote {
+                        continue;
+                    }
+                    let single_capital = {
+                        let mut c = name.chars();
+                        c.next().is_some_and(|f| f.is_ascii_uppercase()) && c.all(|d| d.is_ascii_digit())
+                    };
+                    let projection = name.starts_with(|c: char| c.is_ascii_uppercase())
+                        && matches!(tokens.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == ':');
+                    if name == "Self" || name == "as" || params.contains(&name) || single_capital || projection {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+        }
+        true
+    }
+    walk(quote::quote!(#ty), &params)
 }
 
 /// `R` of a return type `Pin<Box<dyn Future<Output = R> + ..>>`.
@@ -442,7 +507,7 @@ fn check_mutation_arguments(args: &RawArgs, mode: Mode, errors: &mut Errors) {
     if mode != Mode::Mutation {
         return;
     }
-    let useless: [(&str, Option<Span>); 10] = [
+    let useless: [(&str, Option<Span>); 11] = [
         ("ttl", args.ttl.name_span()),
         ("tags", args.tags.name_span()),
         ("negative_ttl", args.negative_ttl.name_span()),
@@ -453,6 +518,7 @@ fn check_mutation_arguments(args: &RawArgs, mode: Mode, errors: &mut Errors) {
         ("skip", args.skip.name_span()),
         ("covered", args.covered.name_span()),
         ("unless", args.unless.name_span()),
+        ("local", args.local.name_span()),
     ];
     for (name, span) in useless {
         if let Some(span) = span {

@@ -3,6 +3,10 @@
 //! of the same ~1 KB value, in one run, on a private 6-node cluster started
 //! here (3 primaries, 3 replicas, free loopback ports).
 //!
+//! `get_or_load_2_tags_near`: the same 2-tag hit on a cache with a near
+//! tier (`near_cache`), through `get_or_load`, so the entry is read from the
+//! cluster (one `GET`) and the tag versions come from the near tier.
+//!
 //! `cargo bench -p cache-runtime --features cluster --bench cluster_hit`
 
 use cache_runtime::{Cache, Policy, Ttl};
@@ -26,7 +30,7 @@ fn cluster_hit(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (cache, raw, pending) = rt.block_on(async {
+    let (cache, near, raw, pending) = rt.block_on(async {
         let cache = Cache::builder()
             .namespace("bench")
             .redis_cluster(nodes.seed_urls())
@@ -42,6 +46,18 @@ fn cluster_hit(c: &mut Criterion) {
             .get_or_load("course:tagged", tagged, || async { Ok::<_, ()>(course_details(2)) })
             .await
             .expect("fill");
+        let near = Cache::builder()
+            .namespace("bench")
+            .redis_cluster(nodes.seed_urls())
+            .near_cache(16 << 20)
+            .build()
+            .await
+            .expect("cluster cache with a near tier");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !near.near_cache_live() && std::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(near.near_cache_live(), "the near tier's channel never came up");
         let mut raw = nodes
             .client()
             .get_async_connection()
@@ -62,7 +78,7 @@ fn cluster_hit(c: &mut Criterion) {
                     .set_connection_timeout(std::time::Duration::from_millis(250))
                     .set_response_timeout(std::time::Duration::from_millis(500)),
             );
-        (cache, raw, pending)
+        (cache, near, raw, pending)
     });
 
     let mut g = c.benchmark_group("cluster_hit");
@@ -118,7 +134,24 @@ fn cluster_hit(c: &mut Criterion) {
                 .expect("hit")
         })
     });
+    g.bench_function("get_or_load_2_tags_near", |b| {
+        b.to_async(&rt).iter(|| async {
+            near.get_or_load(
+                "course:tagged",
+                Policy::ttl(Ttl::LONG)
+                    .tags(["courses", "teacher:17"])
+                    .early_refresh(0.0),
+                || async { Err::<CourseDetails, _>("cached") },
+            )
+            .await
+            .expect("hit")
+        })
+    });
     g.finish();
+    assert!(
+        near.stats().total.near_hits == 0,
+        "get_or_load never takes an entry from the near tier"
+    );
     drop(nodes);
 }
 

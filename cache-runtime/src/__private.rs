@@ -300,3 +300,46 @@ where
     let tags = value.as_ref().map(&tags).unwrap_or_default();
     put_optional_unless(cache, key, policy.tags(tags), async { Ok(value) }, unless).await
 }
+
+pub use crate::near::{NearNo, NearOps, NearProbe, NearYes};
+
+/// `Cache::get_or_load` with the near tier when `near` is `Some` (the
+/// macro passes what [`NearProbe`] chose for the value type).
+pub fn get_or_load_near<'a, T, E, F, Fut>(
+    cache: &'a Cache,
+    key: &'a str,
+    policy: Policy,
+    near: Option<NearOps<T>>,
+    loader: F,
+) -> impl Future<Output = Result<T, E>> + 'a
+where
+    T: 'a,
+    E: 'a,
+    F: 'a,
+    T: Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>> + 'a,
+{
+    // Not an `async fn`: the caller awaits the cache's own future, one
+    // layer less of nested futures for the compiler to check.
+    cache.get_or_load_with(key, policy, near, loader)
+}
+
+/// `Cache::get_or_load_optional` with the near tier when `near` is `Some`.
+pub fn get_or_load_optional_near<'a, T, E, F, Fut>(
+    cache: &'a Cache,
+    key: &'a str,
+    policy: Policy,
+    near: Option<NearOps<Option<T>>>,
+    loader: F,
+) -> impl Future<Output = Result<Option<T>, E>> + 'a
+where
+    T: 'a,
+    E: 'a,
+    F: 'a,
+    T: Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>> + 'a,
+{
+    cache.get_or_load_optional_with(key, policy, near, loader)
+}

@@ -230,6 +230,7 @@ mod invalidate;
 pub mod keys;
 pub mod log;
 mod metrics;
+mod near;
 mod policy;
 #[cfg(feature = "redis")]
 mod redact;

@@ -79,7 +79,7 @@ impl Line<'_> {
             _ => out.extend(self.outcome.chars().map(|c| c.to_ascii_uppercase())),
         }
         let _ = write!(out, " ({:.2}ms)", self.elapsed_us as f64 / 1000.0);
-        if matches!(self.outcome, "hit" | "scope_hit") {
+        if matches!(self.outcome, "hit" | "scope_hit" | "near_hit") {
             out.push_str(" ⚡");
         }
         let ns = Some(self.namespace).filter(|n| namespace && !n.is_empty());

@@ -6,7 +6,7 @@
 //!
 //! | name | type | labels |
 //! | --- | --- | --- |
-//! | `cache_requests_total` | counter | `function`, `outcome` (hit, miss, stale, undecodable, error, bypass; scope_hit: answered by the request scope) |
+//! | `cache_requests_total` | counter | `function`, `outcome` (hit, miss, stale, undecodable, error, bypass, expired, early; scope_hit: answered by the request scope; near_hit: by the near cache) |
 //! | `cache_loads_total` | counter | `function`, `result` (ok, error) |
 //! | `cache_load_duration_seconds` | histogram | `function` |
 //! | `cache_operation_duration_seconds` | histogram | `op` (GET, SET, DEL, INVALIDATE, DEL_PATTERN, CLEAR, LOAD) |

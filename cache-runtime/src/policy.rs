@@ -31,6 +31,8 @@ pub struct Policy {
     /// Tags are also computed from the loaded value (`get_or_load_tagged`
     /// and friends): the fill reads the tag epoch before it loads.
     pub(crate) result_tagged: bool,
+    /// Served from the near cache when the cache has one.
+    pub(crate) local: bool,
 }
 
 /// The default β of probabilistic early refresh.
@@ -54,6 +56,7 @@ impl Policy {
             stale_while_revalidate: None,
             stale_if_error: None,
             result_tagged: false,
+            local: true,
         }
     }
 
@@ -118,6 +121,17 @@ impl Policy {
         self
     }
 
+    /// Whether values of this policy may be kept in the cache's near tier
+    /// ([`CacheBuilder::near_cache`](crate::CacheBuilder::near_cache); on by
+    /// default). `local(false)` makes every read of it go to Redis: for
+    /// values that must reflect an invalidation at once in every process,
+    /// not within the near cache's staleness bound. `#[cached(local = false)]`
+    /// sets it.
+    pub fn local(mut self, on: bool) -> Self {
+        self.local = on;
+        self
+    }
+
     // Getters: `ttl`, `tags` and `negative_ttl` are the constructor and the
     // builder steps, so the getters take moka's `Policy` names
     // (`time_to_live`) rather than a `get_` prefix.
@@ -136,6 +150,11 @@ impl Policy {
     /// cached.
     pub fn negative_time_to_live(&self) -> Option<Duration> {
         self.negative_ttl
+    }
+
+    /// Whether the near tier may serve it (set by [`Policy::local`]).
+    pub fn is_local(&self) -> bool {
+        self.local
     }
 }
 

@@ -21,6 +21,7 @@ pub(crate) struct Counters {
     pub(crate) stale_served: AtomicU64,
     pub(crate) refreshes: AtomicU64,
     pub(crate) scope_hits: AtomicU64,
+    pub(crate) near_hits: AtomicU64,
     /// Moving average of load durations (µs), for the fill-wait cap; not
     /// part of the snapshot.
     pub(crate) load_ewma_us: AtomicU64,
@@ -44,6 +45,7 @@ impl Counters {
             stale_served: self.stale_served.load(Relaxed),
             refreshes: self.refreshes.load(Relaxed),
             scope_hits: self.scope_hits.load(Relaxed),
+            near_hits: self.near_hits.load(Relaxed),
         }
     }
 }
@@ -175,6 +177,10 @@ pub struct FunctionStats {
     /// earlier call of the same request, without a backend round trip;
     /// included in `hits`.
     pub scope_hits: u64,
+    /// Calls answered by the near cache
+    /// ([`CacheBuilder::near_cache`](crate::CacheBuilder::near_cache))
+    /// without a round trip; included in `hits`.
+    pub near_hits: u64,
 }
 
 impl FunctionStats {

@@ -20,6 +20,7 @@ use super::tagged::Keep;
 use super::{Cache, trace_op};
 use crate::codec;
 use crate::flight::{self, ALL, Leader, Outcome, Role};
+use crate::near::{NearOps, Ticket, Tier};
 use crate::stats::Scope;
 use crate::store::{Acquire, Acquired, Finish, Layout, Raw};
 use crate::{CacheError, Policy};
@@ -108,6 +109,13 @@ fn unit() -> f64 {
     ((crate::ttl::random_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
 }
 
+/// XFetch's draw: whether a hit on an entry expiring at `expires_at_ms`,
+/// whose last load took `load_us`, reloads it early.
+fn xfetch_draw(beta: f64, expires_at_ms: u64, load_us: u32) -> bool {
+    let gap = (f64::from(load_us) / 1000.0) * beta * -unit().ln();
+    beta > 0.0 && now_ms() as f64 + gap >= expires_at_ms as f64
+}
+
 /// Whether a stored entry may be served.
 pub(super) enum Fresh<'r> {
     /// The value bytes (header and payload).
@@ -179,7 +187,22 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let policy = policy.into();
+        self.get_or_load_with(key, policy.into(), None, loader).await
+    }
+
+    /// `get_or_load`, with the near tier when `near` is given.
+    pub(crate) async fn get_or_load_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: Policy,
+        near: Option<NearOps<T>>,
+        loader: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let ttl = policy.ttl;
         // Request scope (scope.rs): answered by an earlier call of the request,
         // or this call's value fills it.
@@ -187,7 +210,7 @@ impl Cache {
             Ok(v) => return Ok(v),
             Err(fill) => fill,
         };
-        let result = self.load_through(key, &policy, loader, |_: &T| Some(ttl)).await;
+        let result = self.load_through(key, &policy, near, loader, |_: &T| Some(ttl)).await;
         fill.keep(self, &result, |_| true);
         result
     }
@@ -211,24 +234,82 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
-        let policy = policy.into();
+        self.get_or_load_optional_with(key, policy.into(), None, loader).await
+    }
+
+    /// `get_or_load_optional`, with the near tier when `near` is given.
+    pub(crate) async fn get_or_load_optional_with<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: Policy,
+        near: Option<NearOps<Option<T>>>,
+        loader: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
         let (ttl, negative) = (policy.ttl, policy.negative_ttl);
         let fill = match crate::scope::check(self, key, policy.name).await {
             Ok(v) => return Ok(v),
             Err(fill) => fill,
         };
         let result = self
-            .load_through(
-                key,
-                &policy,
-                loader,
-                |v: &Option<T>| {
-                    if v.is_some() { Some(ttl) } else { negative }
-                },
-            )
+            .load_through(key, &policy, near, loader, |v: &Option<T>| {
+                if v.is_some() { Some(ttl) } else { negative }
+            })
             .await;
         fill.keep(self, &result, |v| v.is_some() || negative.is_some());
         result
+    }
+
+    /// [`get_or_load`](Self::get_or_load) for values that are `Clone`: with
+    /// a near cache ([`CacheBuilder::near_cache`](crate::CacheBuilder::near_cache)),
+    /// a hit in this process's near tier returns a clone of the value, with
+    /// no round trip and no decoding. Without one it is `get_or_load`.
+    /// `#[cached]` functions use it whenever their value type allows.
+    ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (it is not cached). Cache failures
+    /// never make an error here.
+    pub async fn get_or_load_cloned<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: impl Into<Policy>,
+        loader: F,
+    ) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.get_or_load_with(key, policy.into(), Some(NearOps::new()), loader)
+            .await
+    }
+
+    /// [`get_or_load_optional`](Self::get_or_load_optional) for values that
+    /// are `Clone`, served from the near cache when there is one (see
+    /// [`get_or_load_cloned`](Self::get_or_load_cloned)).
+    ///
+    /// # Errors
+    ///
+    /// Returns the loader's error, as is (it is not cached). Cache failures
+    /// never make an error here.
+    pub async fn get_or_load_optional_cloned<T, E, F, Fut>(
+        &self,
+        key: &str,
+        policy: impl Into<Policy>,
+        loader: F,
+    ) -> Result<Option<T>, E>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Option<T>, E>>,
+    {
+        self.get_or_load_optional_with(key, policy.into(), Some(NearOps::new()), loader)
+            .await
     }
 
     /// Write-through: runs `loader` always and stores its `Ok` value
@@ -261,6 +342,7 @@ impl Cache {
             }
         };
         fill.write_through(bytes, policy.ttl).await;
+        self.near_forget_key(key);
         Ok(value)
     }
 
@@ -270,6 +352,7 @@ impl Cache {
         &self,
         key: &str,
         policy: &Policy,
+        near: Option<NearOps<T>>,
         loader: F,
         ttl_for: impl Keep<T>,
     ) -> Result<T, E>
@@ -279,15 +362,47 @@ impl Cache {
         Fut: Future<Output = Result<T, E>>,
     {
         let start = Instant::now();
+        // The near tier, for policies that may use it: its tag versions
+        // serve every such read; its entries, reads of `Clone` types.
+        let tier = self.near_tier().filter(|_| policy.local);
+        let ops = near.filter(|_| tier.is_some());
+        // A fresh entry of this type is the answer, without a round trip
+        // (one drawn for early refresh is reloaded below).
+        let mut early = None;
+        if let (Some(ops), Some(tier)) = (&ops, tier)
+            && let Some(e) = tier.get(key, now_ms())
+            && let Some(v) = ops.clone_out(&*e.value)
+        {
+            if !xfetch_draw(policy.early_refresh, e.expires_at_ms, e.load_us) {
+                let scope = self.inner.stats.scope(policy.name);
+                scope.add(|c| &c.hits);
+                scope.add(|c| &c.near_hits);
+                crate::metrics::request(scope.name, "near_hit");
+                trace_op(self.origin(policy.name), "GET", key, "near_hit", start);
+                return Ok(v);
+            }
+            early = Some(v);
+        }
         let mut fill = Fill::new(self, key, policy);
+        if let Some(v) = early {
+            fill.scope.add(|c| &c.hits);
+            crate::metrics::request(fill.scope.name, "early");
+            trace_op(self.origin(policy.name), "GET", key, "early", start);
+            return fill.refresh(v, "early", loader, &ttl_for).await;
+        }
         if self.inner.store.is_disabled() {
             fill.scope.add(|c| &c.misses);
             return fill.load_alone(loader, None).await;
         }
+        let ticket = tier.map(|t| t.ticket(key, &fill.tags));
         let mut round = 0;
         let mut fallback = None;
         loop {
-            let (found, outcome) = match fill.read::<T>().await {
+            let read = match (tier, &ticket) {
+                (Some(tier), Some(ticket)) if round == 0 => fill.read::<T>(Some((tier, ticket)), ops.as_ref()).await,
+                _ => fill.read::<T>(None, None).await,
+            };
+            let (found, outcome) = match read {
                 Ok(Found::Fresh(v)) => (Ok(v), "hit"),
                 Ok(Found::Early(v)) => (fill.refresh(v, "early", loader, &ttl_for).await, "early"),
                 Ok(Found::Stale(v)) => (fill.refresh(v, "stale", loader, &ttl_for).await, "stale"),
@@ -427,16 +542,73 @@ impl<'c> Fill<'c> {
 
     /// Reads and decodes the entry, checking its tags and its freshness.
     /// Every failure is a miss.
-    async fn read<T: DeserializeOwned>(&mut self) -> Result<Found<T>, NoAnswer<T>> {
+    /// With `near` (the tier and a ticket taken before this read), the tag
+    /// versions come from the near tier when it has them all (the read is
+    /// then a lone `GET`), or are put in it; with `ops` too, a fresh value
+    /// found is put in it. Nothing is put if anything it depends on moved
+    /// since the ticket was taken.
+    async fn read<T: DeserializeOwned>(
+        &mut self,
+        near: Option<(&Tier, &Ticket)>,
+        ops: Option<&NearOps<T>>,
+    ) -> Result<Found<T>, NoAnswer<T>> {
         let cache = self.cache;
-        let read = cache.inner.store.read(&self.entry, &self.tags);
-        let (raw, versions) = match cache.call_in(&mut self.budget, self.key, read).await {
+        let known = near
+            .filter(|_| !self.tags.is_empty())
+            .and_then(|(tier, _)| tier.tag_versions(&self.tags));
+        let fetched = match known {
+            Some(versions) => {
+                let get = cache.inner.store.get(&self.entry);
+                cache
+                    .call_in(&mut self.budget, self.key, get)
+                    .await
+                    .map(|raw| (raw, versions))
+            }
+            None => {
+                let read = cache.inner.store.read(&self.entry, &self.tags);
+                let r = cache.call_in(&mut self.budget, self.key, read).await;
+                if let (Ok((_, versions)), Some((tier, ticket))) = (&r, near) {
+                    tier.insert_tags(ticket, &self.tags, versions);
+                }
+                r
+            }
+        };
+        let (raw, versions) = match fetched {
             Ok(r) => r,
             Err(e) => return Err(self.note(&e).into()),
         };
         let raw = raw.ok_or(Miss::Absent)?;
         let decoded = self.decode_fresh(&raw, &versions, true).await?;
-        self.classify(decoded)
+        let expiry = decoded.freshness.map(|f| (f.expires_at_ms, f.load_us));
+        let found = self.classify(decoded)?;
+        if let (Some((tier, ticket)), Some(ops), Found::Fresh(v)) = (near, ops, &found) {
+            self.keep_near(ops, tier, ticket, &raw, expiry, v);
+        }
+        Ok(found)
+    }
+
+    /// Puts a value just read from the store in the near tier: only when
+    /// every tag it was stored under is one the ticket covers.
+    fn keep_near<T>(
+        &self,
+        ops: &NearOps<T>,
+        tier: &Tier,
+        ticket: &Ticket,
+        raw: &[u8],
+        expiry: Option<(u64, u32)>,
+        value: &T,
+    ) {
+        let Ok((stored, _)) = codec::split_tags(raw) else {
+            return;
+        };
+        if !stored.iter().all(|(t, _)| self.tags.iter().any(|p| p == t)) {
+            return;
+        }
+        let tags = stored.iter().map(|(t, v)| (Box::from(*t), *v)).collect();
+        // An entry without a freshness section (written by `set`) lives in
+        // the near tier no longer than this call's policy would keep it.
+        let expiry = expiry.unwrap_or_else(|| (now_ms().saturating_add(self.longest_ttl.as_millis() as u64), 0));
+        tier.insert(ticket, self.key, ops.wrap(value), tags, expiry, ops.cost(raw.len()));
     }
 
     /// Fresh, early-refresh, stale-while-revalidate, or expired (with a
@@ -450,8 +622,7 @@ impl<'c> Fill<'c> {
         if now < f.expires_at_ms {
             // XFetch: refresh early with a probability that grows as the
             // expiry nears and with the cost of a reload.
-            let gap = (f64::from(f.load_us) / 1000.0) * self.beta * -unit().ln();
-            if self.beta > 0.0 && now as f64 + gap >= f.expires_at_ms as f64 {
+            if xfetch_draw(self.beta, f.expires_at_ms, f.load_us) {
                 return Ok(Found::Early(d.value));
             }
             return Ok(Found::Fresh(d.value));

@@ -101,6 +101,13 @@ pub struct CacheBuilder {
     lease_ttl: Duration,
     compress_above: Option<usize>,
     durable: Option<(u32, Duration)>,
+    /// Near tier capacity in bytes (`None`: no near tier).
+    near_capacity: Option<u64>,
+    /// Its staleness bound ε.
+    near_staleness: Duration,
+    /// Where the near tier's invalidation channel connects, when not to
+    /// the data URL (tests put a proxy there).
+    near_channel: Option<String>,
     /// A malformed environment variable, reported by `build`.
     env_error: Option<String>,
     log: bool,
@@ -133,6 +140,9 @@ impl Default for CacheBuilder {
             lease_ttl: Duration::from_secs(30),
             compress_above: Some(DEFAULT_COMPRESS_ABOVE),
             durable: None,
+            near_capacity: None,
+            near_staleness: DEFAULT_NEAR_STALENESS,
+            near_channel: None,
             env_error: None,
             log: false,
             explicit: Explicit::default(),
@@ -142,6 +152,11 @@ impl Default for CacheBuilder {
 
 /// Values whose payload is larger than this are compressed by default.
 const DEFAULT_COMPRESS_ABOVE: usize = 16 * 1024;
+
+/// Default bound ε of the near cache's staleness.
+pub const DEFAULT_NEAR_STALENESS: Duration = Duration::from_millis(50);
+/// Longest ε.
+const MAX_NEAR_STALENESS: Duration = Duration::from_secs(60);
 
 /// Longest `operation_timeout`.
 const MAX_OP_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -409,6 +424,60 @@ impl CacheBuilder {
         self
     }
 
+    /// A near cache: a typed in-process tier of at most `capacity_bytes`
+    /// (keys, encoded values and per-entry overhead counted) in front of
+    /// Redis (standalone or Cluster). A near hit returns a clone of the
+    /// value without a round trip or decoding; it needs a value type that is
+    /// `Clone + Send + Sync + 'static` (`#[cached]` functions use it
+    /// whenever theirs is, and [`Cache::get_or_load_cloned`] does).
+    ///
+    /// **Coherent within a bound ε** ([`near_cache_max_staleness`](Self::near_cache_max_staleness),
+    /// default 50 ms): every process holds one extra connection per Redis
+    /// primary on which Redis pushes invalidations of this namespace's keys
+    /// (server-assisted client-side caching, `CLIENT TRACKING … BCAST`):
+    /// any write, delete, expiry, eviction or flush, by any client. The
+    /// tier is served only while that connection answered a ping sent at
+    /// most ε ago, so a read that starts ε or later after an invalidation
+    /// returned anywhere never sees the old value, even if the connection
+    /// silently stalls; on a disconnect, a reconnect or a topology change
+    /// it is cleared. This process's own invalidations apply to it before
+    /// they return. Opt a function out with `#[cached(local = false)]` or
+    /// [`Policy::local`](crate::Policy::local).
+    ///
+    /// With the in-process or disabled backend (e.g. `CACHE_DISABLED=1`),
+    /// and with Sentinel, there is no near tier and this setting has no
+    /// effect.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = cache_runtime::Cache::builder()
+    ///     .redis("redis://127.0.0.1:6379")
+    ///     .near_cache(64 * 1024 * 1024)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn near_cache(mut self, capacity_bytes: u64) -> Self {
+        self.near_capacity = Some(capacity_bytes);
+        self
+    }
+
+    /// The near cache's staleness bound ε (default 50 ms, at most 1 min):
+    /// see [`near_cache`](Self::near_cache). Smaller costs more pings (one
+    /// every ε/4 per primary).
+    pub fn near_cache_max_staleness(mut self, max_staleness: Duration) -> Self {
+        self.near_staleness = max_staleness;
+        self
+    }
+
+    /// Tests only: the near cache's invalidation channel connects here
+    /// instead of to the data URL (standalone Redis).
+    #[doc(hidden)]
+    pub fn __near_channel_url(mut self, url: &str) -> Self {
+        self.near_channel = Some(url.to_owned());
+        self
+    }
+
     /// `SCAN ... COUNT n` batch size of pattern deletion (default 500).
     pub fn scan_batch(mut self, n: usize) -> Self {
         self.scan_batch = n;
@@ -452,6 +521,15 @@ impl CacheBuilder {
         if self.memory_capacity == 0 {
             return bad("memory_capacity must be positive".into());
         }
+        if self.near_capacity == Some(0) {
+            return bad("near_cache capacity must be positive".into());
+        }
+        if self.near_staleness < Duration::from_millis(1) || self.near_staleness > MAX_NEAR_STALENESS {
+            return bad(format!(
+                "near_cache_max_staleness must be between 1 ms and 1 min, got {:?}",
+                self.near_staleness
+            ));
+        }
         if self.scan_batch == 0 {
             return bad("scan_batch must be positive".into());
         }
@@ -485,6 +563,7 @@ impl CacheBuilder {
             BackendChoice::Sentinel(urls, master) => self.sentinel(urls, master)?,
         };
         crate::metrics::register(&self.namespace);
+        let near = self.near(&store)?;
         Ok(Cache {
             inner: Arc::new(Inner {
                 layout: Layout::new(&self.namespace),
@@ -504,9 +583,35 @@ impl CacheBuilder {
                 warned_oversized: Default::default(),
                 warned_encode: Default::default(),
                 log: self.log,
+                near,
                 store,
             }),
         })
+    }
+
+    /// The near tier and its channel, for a Redis or Cluster backend.
+    #[cfg(feature = "redis")]
+    fn near(&self, store: &Store) -> Result<Option<super::Near>, CacheError> {
+        use crate::near::channel::{self, Endpoints};
+        let Some(capacity) = self.near_capacity else {
+            return Ok(None);
+        };
+        let endpoints = match (&self.backend, store) {
+            (BackendChoice::Redis(url), Store::Redis(_)) => {
+                Endpoints::Standalone(self.near_channel.clone().unwrap_or_else(|| url.clone()))
+            }
+            #[cfg(feature = "cluster")]
+            (BackendChoice::Cluster(urls), Store::Cluster(_)) => Endpoints::Cluster(urls.clone()),
+            _ => return Ok(None),
+        };
+        let tier = Arc::new(crate::near::Tier::new(&self.namespace, capacity, self.near_staleness));
+        let task = channel::spawn(&tier, endpoints, self.op_timeout).map_err(CacheError::Config)?;
+        Ok(Some(super::Near { tier, task }))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn near(&self, _store: &Store) -> Result<Option<super::Near>, CacheError> {
+        Ok(None)
     }
 
     #[cfg(feature = "redis")]

@@ -49,8 +49,14 @@ impl Cache {
     {
         let policy = policy.into();
         let ttl = policy.ttl;
-        self.load_through(key, &policy, loader, |v: &T| if unless(v) { None } else { Some(ttl) })
-            .await
+        self.load_through(
+            key,
+            &policy,
+            None,
+            loader,
+            |v: &T| if unless(v) { None } else { Some(ttl) },
+        )
+        .await
     }
 
     /// [`get_or_load_optional`](Self::get_or_load_optional) that does not
@@ -76,7 +82,7 @@ impl Cache {
     {
         let policy = policy.into();
         let (ttl, negative) = (policy.ttl, policy.negative_ttl);
-        self.load_through(key, &policy, loader, |v: &Option<T>| {
+        self.load_through(key, &policy, None, loader, |v: &Option<T>| {
             if unless(v) {
                 None
             } else if v.is_some() {

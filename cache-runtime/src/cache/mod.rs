@@ -104,6 +104,22 @@ pub(crate) struct Inner {
     warned_encode: AtomicBool,
     /// Print each operation in the original's shape (`CACHE_LOG`, see `log.rs`).
     pub(crate) log: bool,
+    /// The near tier, with the task that keeps it coherent.
+    pub(crate) near: Option<Near>,
+}
+
+/// A near tier and its channel task, which ends with it.
+pub(crate) struct Near {
+    pub(crate) tier: Arc<crate::near::Tier>,
+    #[cfg(feature = "redis")]
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Near {
+    fn drop(&mut self) {
+        #[cfg(feature = "redis")]
+        self.task.abort();
+    }
 }
 
 impl fmt::Debug for Cache {
@@ -209,6 +225,18 @@ impl Cache {
     /// Invalidation by key, tag, pattern, or the whole namespace.
     pub fn invalidator(&self) -> Invalidator {
         Invalidator::new(self.clone())
+    }
+
+    /// True while the near cache serves hits: it is configured
+    /// ([`CacheBuilder::near_cache`]) and its invalidation channel answered
+    /// within the staleness bound. False otherwise (every read then goes to
+    /// Redis).
+    pub fn near_cache_live(&self) -> bool {
+        self.near_tier().is_some_and(crate::near::Tier::live)
+    }
+
+    pub(crate) fn near_tier(&self) -> Option<&crate::near::Tier> {
+        self.inner.near.as_ref().map(|n| &*n.tier)
     }
 
     /// True while a circuit breaker is open (the backend, or on a cluster

@@ -80,6 +80,7 @@ impl Cache {
         let entry = self.inner.layout.entry(key);
         let ttl = crate::ttl::clamp(ttl);
         let r = self.call(key, self.inner.store.set(&entry, &bytes, ttl)).await;
+        self.near_forget_key(key);
         trace_op(
             self.origin(None).ttl(ttl),
             "SET",
@@ -163,8 +164,11 @@ impl Cache {
     /// ([`CacheError::Backend`], [`CacheError::Timeout`],
     /// [`CacheError::Unavailable`]: see [`CacheError::is_backend`]).
     pub async fn incr_by(&self, key: &str, by: i64) -> Result<i64, CacheError> {
-        self.call(key, self.inner.store.incr_by(&self.inner.layout.entry(key), by))
-            .await
+        let r = self
+            .call(key, self.inner.store.incr_by(&self.inner.layout.entry(key), by))
+            .await;
+        self.near_forget_key(key);
+        r
     }
 
     /// Sets a new TTL (at most ten years) on an existing key; `false` if the
@@ -191,7 +195,11 @@ impl Cache {
         self.inner.flights.invalidated();
         crate::scope::forget_keys(self, keys);
         let entries: Vec<String> = keys.iter().map(|k| self.inner.layout.entry(k)).collect();
-        let n = self.call(label, self.inner.store.del(&entries)).await?;
+        let n = self.call(label, self.inner.store.del(&entries)).await;
+        if let Some(tier) = self.near_tier() {
+            keys.iter().for_each(|k| tier.invalidate_key(k));
+        }
+        let n = n?;
         self.durable(label, &entries).await?;
         Ok(n)
     }
@@ -210,7 +218,12 @@ impl Cache {
         let keys: Vec<String> = std::iter::once(layout.epoch())
             .chain(tags.iter().map(|t| layout.tag(t)))
             .collect();
-        self.call(label, self.inner.store.bump_tags(&keys)).await?;
+        let r = self.call(label, self.inner.store.bump_tags(&keys)).await;
+        if let Some(tier) = self.near_tier() {
+            // The epoch (first) is never near-cached.
+            keys[1..].iter().for_each(|k| tier.invalidate_tag(k));
+        }
+        r?;
         self.durable(label, &keys).await
     }
 
@@ -237,8 +250,13 @@ impl Cache {
         let pattern = self.inner.layout.entry_pattern(glob).map_err(CacheError::Config)?;
         self.inner.flights.invalidated();
         crate::scope::forget_all();
-        self.call_unbounded(glob, self.inner.store.del_pattern(&pattern, self.inner.scan_batch))
-            .await
+        let r = self
+            .call_unbounded(glob, self.inner.store.del_pattern(&pattern, self.inner.scan_batch))
+            .await;
+        if let Some(tier) = self.near_tier() {
+            tier.invalidate_all_entries();
+        }
+        r
     }
 
     /// Deletes every key of the namespace (entries, leases, tag versions,
@@ -246,7 +264,19 @@ impl Cache {
     pub(crate) async fn drop_all(&self) -> Result<u64, CacheError> {
         self.inner.flights.invalidated();
         crate::scope::forget_all();
-        self.call_unbounded("*", self.inner.store.clear(&self.inner.layout, self.inner.scan_batch))
-            .await
+        let r = self
+            .call_unbounded("*", self.inner.store.clear(&self.inner.layout, self.inner.scan_batch))
+            .await;
+        if let Some(tier) = self.near_tier() {
+            tier.clear();
+        }
+        r
+    }
+
+    /// This process's near tier forgets `key` (after a write of it here).
+    pub(crate) fn near_forget_key(&self, key: &str) {
+        if let Some(tier) = self.near_tier() {
+            tier.invalidate_key(key);
+        }
     }
 }

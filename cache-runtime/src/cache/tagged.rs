@@ -220,7 +220,7 @@ impl Cache {
             ttl: |v: &T| if unless(v) { None } else { Some(ttl) },
             tags,
         };
-        let result = self.load_through(key, &policy, loader, keep).await;
+        let result = self.load_through(key, &policy, None, loader, keep).await;
         fill.keep(self, &result, |v| !unless(v));
         result
     }
@@ -259,7 +259,7 @@ impl Cache {
             ttl: stored,
             tags: |v: &Option<T>| v.as_ref().map(&tags).unwrap_or_default(),
         };
-        let result = self.load_through(key, &policy, loader, keep).await;
+        let result = self.load_through(key, &policy, None, loader, keep).await;
         fill.keep(self, &result, |v| stored(v).is_some());
         result
     }

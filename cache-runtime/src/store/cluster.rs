@@ -380,22 +380,7 @@ async fn primaries(mut conn: ClusterConnection) -> SResult<Vec<(String, u16)>> {
         Value::SimpleString(s) => s,
         _ => return Err(protocol_error("cluster nodes")),
     };
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
-            continue;
-        };
-        if !flags.split(',').any(|f| f == "master") || flags.contains("fail") || flags.contains("noaddr") {
-            continue;
-        }
-        let hostport = addr.split('@').next().unwrap_or(addr);
-        if let Some((host, port)) = hostport.rsplit_once(':')
-            && let Ok(port) = port.parse()
-        {
-            out.push((host.to_owned(), port));
-        }
-    }
+    let out = crate::near::channel::parse_primaries(&text);
     if out.is_empty() {
         return Err(protocol_error("no primary in CLUSTER NODES"));
     }

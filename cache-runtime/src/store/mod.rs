@@ -47,7 +47,7 @@ use std::time::Duration;
 pub(crate) use cluster::ClusterStore;
 pub(crate) use disabled::DisabledStore;
 pub(crate) use layout::Layout;
-pub(crate) use memory::MemoryStore;
+pub(crate) use memory::{ENTRY_OVERHEAD, MemoryStore};
 #[cfg(feature = "redis")]
 pub(crate) use redis::RedisStore;
 #[cfg(feature = "redis")]

@@ -6,6 +6,7 @@
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --release -p examples --bin lms # SQLite + Redis
 //! DATABASE_URL=postgres://user:pw@127.0.0.1/db cargo run …                   # Postgres (its lms_* tables are recreated)
 //! CACHE_LOG=1 cargo run …                                                    # every cache operation, [Cache] GET …: HIT (0.21ms)
+//! REDIS_URL=… NEAR_CACHE_MB=64 cargo run …                                   # Redis with a near cache: near hits beside Redis hits
 //! ```
 //!
 //! It generates the data, then for each of the five pages times the uncached
@@ -46,11 +47,17 @@ async fn main() -> Result<(), BoxError> {
         DbKind::Sqlite => "SQLite (temporary file; set DATABASE_URL=postgres://… for Postgres)",
         DbKind::Postgres => "Postgres (DATABASE_URL)",
     };
-    let cache = cache_from_env().await?;
-    let cache_name = if cache.backend().is_redis() {
-        "Redis (REDIS_URL)"
-    } else {
-        "in-process (set REDIS_URL=redis://… for Redis)"
+    let near_mb = near_cache_mb()?;
+    let cache = cache_from_env(near_mb).await?;
+    // With a near cache, a second handle without one times Redis hits.
+    let redis_only = match near_mb {
+        Some(_) if cache.backend().is_redis() => Some(cache_from_env(None).await?),
+        _ => None,
+    };
+    let cache_name = match (cache.backend().is_redis(), near_mb) {
+        (true, Some(mb)) => format!("Redis (REDIS_URL) with a {mb} MiB near cache (NEAR_CACHE_MB)"),
+        (true, None) => "Redis (REDIS_URL; NEAR_CACHE_MB=64 adds a near cache)".to_owned(),
+        (false, _) => "in-process (set REDIS_URL=redis://… for Redis)".to_owned(),
     };
     println!("LMS example: the original's five pages, cached with #[cached]");
     println!("  database: {db_name}");
@@ -60,6 +67,13 @@ async fn main() -> Result<(), BoxError> {
         seeded.teachers, seeded.students, seeded.courses, seeded.enrollments, seeded.payments, seeded.elapsed
     );
     cache.invalidator().all().await?; // a clean namespace: the first reads are misses
+    if redis_only.is_some() {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !cache.near_cache_live() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let lms_redis = redis_only.map(|c| Lms::new(db.clone(), c));
     let lms = Lms::new(db, cache.clone());
 
     // --------------------------------------------------------- the pages
@@ -109,6 +123,9 @@ async fn main() -> Result<(), BoxError> {
         u / h
     );
     print_stats("after the page runs", &cache.stats());
+    if let Some(lms_redis) = &lms_redis {
+        near_vs_redis(&lms, lms_redis).await?;
+    }
 
     // ----------------------------------------------------------- warming
     println!();
@@ -165,9 +182,88 @@ async fn main() -> Result<(), BoxError> {
 }
 
 /// `REDIS_URL` → Redis, else in-process; namespace `CACHE_NAMESPACE` or
-/// `lms-example`.
-async fn cache_from_env() -> Result<Cache, cache_runtime::CacheError> {
-    Cache::builder().namespace("lms-example").env_overrides().build().await
+/// `lms-example`; a near cache of `near_mb` MiB in front of Redis.
+async fn cache_from_env(near_mb: Option<u64>) -> Result<Cache, cache_runtime::CacheError> {
+    let ns = std::env::var("CACHE_NAMESPACE").unwrap_or_else(|_| "lms-example".to_owned());
+    let b = Cache::builder().namespace(ns.trim()).env_overrides();
+    match near_mb {
+        Some(mb) => b.near_cache(mb << 20).build().await,
+        None => b.build().await,
+    }
+}
+
+/// `NEAR_CACHE_MB`, when set.
+fn near_cache_mb() -> Result<Option<u64>, BoxError> {
+    match std::env::var("NEAR_CACHE_MB") {
+        Ok(v) if !v.trim().is_empty() => {
+            Ok(Some(v.trim().parse().map_err(|_| {
+                format!("NEAR_CACHE_MB must be a number of MiB, got {v:?}")
+            })?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// With a near cache: each page's hit from the near tier beside the same
+/// hit from Redis (a handle without a near cache), medians of `HIT_RUNS`.
+async fn near_vs_redis(near: &Lms, redis: &Lms) -> LmsResult<()> {
+    async fn median_of<T, Fut: Future<Output = LmsResult<T>>>(f: impl Fn() -> Fut) -> LmsResult<Duration> {
+        f().await?; // make sure it is cached (and near-cached)
+        f().await?;
+        let mut times = Vec::with_capacity(HIT_RUNS);
+        for _ in 0..HIT_RUNS {
+            let t = Instant::now();
+            f().await?;
+            times.push(t.elapsed());
+        }
+        Ok(median(&mut times))
+    }
+    println!();
+    println!("Near cache: median of {HIT_RUNS} page hits from the near tier vs from Redis, same process");
+    println!(
+        "  {:<34} {:>12} {:>12} {:>9}",
+        "page", "Redis hit", "near hit", "speed-up"
+    );
+    let c = Mode::Cached;
+    let pages: [(&str, Duration, Duration); 5] = [
+        (
+            "teacher courses",
+            median_of(|| redis.teacher_courses_page(TEACHER, c)).await?,
+            median_of(|| near.teacher_courses_page(TEACHER, c)).await?,
+        ),
+        (
+            "admin dashboard",
+            median_of(|| redis.admin_dashboard_page(c)).await?,
+            median_of(|| near.admin_dashboard_page(c)).await?,
+        ),
+        (
+            "student dashboard",
+            median_of(|| redis.student_dashboard_page(STUDENT, c)).await?,
+            median_of(|| near.student_dashboard_page(STUDENT, c)).await?,
+        ),
+        (
+            "teacher dashboard",
+            median_of(|| redis.teacher_dashboard_page(TEACHER, c)).await?,
+            median_of(|| near.teacher_dashboard_page(TEACHER, c)).await?,
+        ),
+        (
+            "student courses",
+            median_of(|| redis.student_courses_page(STUDENT, c)).await?,
+            median_of(|| near.student_courses_page(STUDENT, c)).await?,
+        ),
+    ];
+    for (name, r, n) in pages {
+        println!(
+            "  {:<34} {:>12} {:>12} {:>8.0}x",
+            name,
+            ms(r),
+            ms(n),
+            r.as_secs_f64() / n.as_secs_f64()
+        );
+    }
+    let s = near.cache.stats().total;
+    println!("  near hits so far: {} of {} hits", s.near_hits, s.hits);
+    Ok(())
 }
 
 struct Row {
