@@ -330,3 +330,42 @@ async fn a_lost_epoch_is_a_refused_store() {
         );
     }
 }
+
+/// With a near cache: entries with result tags are never kept in the near
+/// tier (it cannot know their tags before reading them), so another
+/// handle's invalidation by id is seen by the next read at once.
+#[tokio::test]
+async fn near_cache_handles_see_result_tag_invalidations() {
+    let ns = tests::unique_namespace("near-rtags");
+    let handle = || async {
+        tests::on(Backend::Redis, Cache::builder().namespace(&ns).near_cache(1 << 20))
+            .build()
+            .await
+            .expect("cache")
+    };
+    let (a, b) = (handle().await, handle().await);
+    let loads = AtomicUsize::new(0);
+    let read = |cache: &Cache| {
+        let (cache, loads) = (cache.clone(), &loads);
+        async move {
+            cache
+                .get_or_load_tagged(
+                    "article:hello",
+                    cache_runtime::Ttl::LONG,
+                    || async {
+                        loads.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, ()>(7u64)
+                    },
+                    |id: &u64| [format!("article:{id}")],
+                )
+                .await
+                .unwrap()
+        }
+    };
+    read(&a).await;
+    read(&a).await;
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    b.invalidator().tag("article:7").await.unwrap();
+    read(&a).await;
+    assert_eq!(loads.load(Ordering::SeqCst), 2, "reloaded at once");
+}
