@@ -341,7 +341,38 @@ impl Ctx<'_> {
             None => (quote!(), quote!()),
         };
         let suffix = if unless.is_some() { "_unless" } else { "" };
-        let call = if put && kind.optional() {
+        let call = if !self.m.result_tags.is_empty() {
+            // Tags from the result: the `__private` entry points of
+            // `Cache::get_or_load_tagged` and friends, which take `unless`
+            // (never true when not given) and the tags of a value.
+            let f = match (put, kind.optional()) {
+                (true, true) => "put_optional_tagged",
+                (true, false) => "put_tagged",
+                (false, true) => "read_optional_tagged",
+                (false, false) => "read_tagged",
+            };
+            let f = Ident::new(f, ret_span);
+            let unless = match &self.m.unless {
+                Some(e) => quote_spanned!(e.span()=> #e),
+                None => quote!(|_| false),
+            };
+            let tags = self.m.result_tags.iter().map(|t| t.build("", &self.s.params));
+            let turbofish = self
+                .s
+                .value_ty
+                .as_ref()
+                .map(|ty| quote_spanned!(ret_span=> ::<<#ty as ::cache_runtime::__private::Cacheable>::Value, _, _, _, _, _>));
+            quote_spanned!(ret_span=>
+                ::cache_runtime::__private::#f #turbofish (
+                    __cache_cache,
+                    &__cache_key,
+                    __cache_policy,
+                    move || #wrap,
+                    #unless,
+                    |result| -> ::std::vec::Vec<::std::string::String> { ::std::vec![#(#tags),*] },
+                ).await
+            )
+        } else if put && kind.optional() {
             let f = Ident::new(&format!("put_optional{suffix}"), ret_span);
             quote_spanned!(ret_span=>
                 ::cache_runtime::__private::#f #rest2 (__cache_cache, &__cache_key, __cache_policy, #wrap #unless).await
@@ -401,11 +432,18 @@ impl Ctx<'_> {
     fn invalidations(&self) -> Option<(TokenStream, TokenStream)> {
         let list = self.m.invalidates.as_ref()?;
         let (mut keys, mut tags, mut patterns) = (Vec::new(), Vec::new(), Vec::new());
+        // Templates naming the result, built after the body ran.
+        let (mut r_keys, mut r_tags, mut r_patterns) = (Vec::new(), Vec::new(), Vec::new());
         for inv in list {
-            match inv {
-                Invalidation::Key(t) => keys.push(t.build("", &self.s.params)),
-                Invalidation::Tag(t) => tags.push(t.build("", &self.s.params)),
-                Invalidation::Pattern(t) => patterns.push(t.build("", &self.s.params)),
+            let (t, (now, after)) = match inv {
+                Invalidation::Key(t) => (t, (&mut keys, &mut r_keys)),
+                Invalidation::Tag(t) => (t, (&mut tags, &mut r_tags)),
+                Invalidation::Pattern(t) => (t, (&mut patterns, &mut r_patterns)),
+            };
+            if t.uses_result() {
+                after.push(t.build("", &self.s.params));
+            } else {
+                now.push(t.build("", &self.s.params));
             }
         }
         let name = self.stats_name();
@@ -414,9 +452,50 @@ impl Ctx<'_> {
             let __cache_inv_tags: &[::std::string::String] = &[#(#tags),*];
             let __cache_inv_patterns: &[::std::string::String] = &[#(#patterns),*];
         );
+        if r_keys.is_empty() && r_tags.is_empty() && r_patterns.is_empty() {
+            let run = quote!(
+                ::cache_runtime::__private::invalidate(
+                    __cache_cache, #name, __cache_inv_keys, __cache_inv_tags, __cache_inv_patterns,
+                ).await;
+            );
+            return Some((bind, run));
+        }
+        // `{result}`: the `Ok` value, the value inside `Some`, or the value;
+        // after an `Err` or a `None` the templates naming it are skipped.
+        let value = match self.s.kind {
+            ReturnKind::Result { optional: false } => {
+                quote!(::core::result::Result::as_ref(&__cache_result).ok())
+            }
+            ReturnKind::Result { optional: true } => quote!(
+                ::core::result::Result::as_ref(&__cache_result)
+                    .ok()
+                    .and_then(::core::option::Option::as_ref)
+            ),
+            ReturnKind::Option => quote!(::core::option::Option::as_ref(&__cache_result)),
+            ReturnKind::Plain => quote!(::core::option::Option::Some(&__cache_result)),
+        };
         let run = quote!(
+            let (__cache_r_keys, __cache_r_tags, __cache_r_patterns): (
+                ::std::vec::Vec<::std::string::String>,
+                ::std::vec::Vec<::std::string::String>,
+                ::std::vec::Vec<::std::string::String>,
+            ) = match #value {
+                ::core::option::Option::Some(result) => (
+                    ::std::vec![#(#r_keys),*],
+                    ::std::vec![#(#r_tags),*],
+                    ::std::vec![#(#r_patterns),*],
+                ),
+                ::core::option::Option::None => ::core::default::Default::default(),
+            };
+            let __cache_all = |now: &[::std::string::String], after: ::std::vec::Vec<::std::string::String>| {
+                now.iter().cloned().chain(after).collect::<::std::vec::Vec<::std::string::String>>()
+            };
             ::cache_runtime::__private::invalidate(
-                __cache_cache, #name, __cache_inv_keys, __cache_inv_tags, __cache_inv_patterns,
+                __cache_cache,
+                #name,
+                &__cache_all(__cache_inv_keys, __cache_r_keys),
+                &__cache_all(__cache_inv_tags, __cache_r_tags),
+                &__cache_all(__cache_inv_patterns, __cache_r_patterns),
             ).await;
         );
         Some((bind, run))

@@ -53,8 +53,8 @@ use proc_macro::TokenStream;
 /// | `key = expr` | any `Display` expression of the parameters (not escaped: key functions escape) |
 /// | *(none)* | default key: `module::fn` (for methods `Self`'s full type name and `fn`), then every non-skipped parameter |
 /// | `ttl = LONG` / `"90s"` / `expr` | `SHORT`, `MEDIUM`, `LONG`, `VERY_LONG`, `DAY`; a literal with `ms`/`s`/`m`/`h`/`d`; a `Duration` (`crate::MY_TTL`, `{ MY_TTL }`) |
-/// | `tags = ["courses", "teacher:{t}"]` | tags of the stored entry |
-/// | `invalidates = ["k:{id}", tag("t"), pattern("p:*")]` | dropped after the body succeeded |
+/// | `tags = ["courses", "teacher:{t}"]` | tags of the stored entry; `{result.field}` takes them from the loaded value (see below) |
+/// | `invalidates = ["k:{id}", tag("t"), pattern("p:*")]` | dropped after the body succeeded; `{result.field}` names the returned value |
 /// | `put` | write-through (needs `key`) |
 /// | `skip = [pool]` | parameters that are not part of the key |
 /// | `covered = [params]` | parameters the key uses only through fields (`{params.limit}`), declared complete: without it such partial coverage is an error |
@@ -83,6 +83,33 @@ use proc_macro::TokenStream;
 ///   `"pair:{a}-{b}"`, `("x-y", "z")` gives `pair:x%2Dy-z` and
 ///   `("x", "y-z")` gives `pair:x-y%2Dz`. The set is computed at compile
 ///   time; `<name>_key` gives the exact key.
+///
+/// # Tags from the result: `{result…}`
+///
+/// In `tags` and `invalidates` templates (never in the key, which is needed
+/// before the load), `{result}` and `{result.field}` name the function's
+/// value: the `T` of `Result<T, E>`, of `Option<T>` or of
+/// `Result<Option<T>, E>`, or the plain return value. A read keyed by one
+/// name of a thing and tagged by another ("key by slug, invalidate by id"):
+///
+/// ```ignore
+/// #[cached(key = "article:{slug}", tags = ["article:{result.id}"], cache = self.cache)]
+/// pub async fn article_by_slug(&self, slug: &str) -> Result<Option<Article>, DbError> { /* … */ }
+///
+/// #[cached(invalidates = [tag("article:{article_id}")], cache = self.cache)]
+/// pub async fn favorite_article(&self, article_id: i64) -> Result<(), DbError> { /* … */ }
+///
+/// #[cached(invalidates = [tag("article:{result.id}")], cache = self.cache)]
+/// pub async fn update_article(&self, slug: &str, patch: &Patch) -> Result<Article, DbError> { /* … */ }
+/// ```
+///
+/// A `None` value carries no result tags; after an `Err` (or a `None`) the
+/// `invalidates` templates that name the result are skipped, the others
+/// run. A template that names the result may use only `{result…}`
+/// placeholders (it is built after the body ran), and a function with
+/// such templates may not have a parameter named `result`. The read
+/// expands to `Cache::get_or_load_tagged` (or its `Option`/`put` forms):
+/// a value loaded while a tag is invalidated is not stored.
 ///
 /// # Optional and borrowed parameters
 ///

@@ -418,6 +418,12 @@ impl Template {
         self.placeholders().any(|p| p.root == "self")
     }
 
+    /// Uses the function's result (`{result…}`; only in tag and
+    /// `invalidates` templates, see `validate::check_result`).
+    pub(crate) fn uses_result(&self) -> bool {
+        self.placeholders().any(|p| p.root == crate::validate::RESULT)
+    }
+
     pub(crate) fn span(&self) -> Span {
         self.lit.span()
     }

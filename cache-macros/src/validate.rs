@@ -19,6 +19,10 @@ use crate::args::{Invalidation, KeyArg, RawArgs, TtlArg};
 use crate::ctxt::{Errors, did_you_mean};
 use crate::template::Template;
 
+/// The name templates of tags and `invalidates` use for the function's
+/// result (`"article:{result.id}"`).
+pub(crate) const RESULT: &str = "result";
+
 /// How the method receives `self`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Receiver {
@@ -135,6 +139,8 @@ pub(crate) struct Model {
     pub(crate) stale_while_revalidate: Option<TtlArg>,
     pub(crate) stale_if_error: Option<TtlArg>,
     pub(crate) tags: Vec<Template>,
+    /// Tags that use `{result…}`: computed from the loaded value.
+    pub(crate) result_tags: Vec<Template>,
     /// `invalidates = [..]`, when given.
     pub(crate) invalidates: Option<Vec<Invalidation>>,
     /// `cache = expr`; `None` for the installed global cache.
@@ -202,6 +208,11 @@ pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Opt
         local,
         ..
     } = args;
+    let (result_tags, tags): (Vec<Template>, Vec<Template>) = tags
+        .into_value()
+        .unwrap_or_default()
+        .into_iter()
+        .partition(Template::uses_result);
     Some(Model {
         shape,
         mode,
@@ -216,7 +227,8 @@ pub(crate) fn validate(func: &ItemFn, args: RawArgs, errors: &mut Errors) -> Opt
         early_refresh: early_refresh.into_value(),
         stale_while_revalidate: stale_while_revalidate.into_value(),
         stale_if_error: stale_if_error.into_value(),
-        tags: tags.into_value().unwrap_or_default(),
+        tags,
+        result_tags,
         invalidates: invalidates.into_value(),
         cache: cache.into_value(),
         version: version.into_value(),
@@ -573,6 +585,55 @@ fn check_placeholders(args: &RawArgs, shape: &FnShape, facts: &mut Facts, errors
     }
 }
 
+/// `{result…}` in a tag or `invalidates` template names the function's
+/// result; it is checked here, before the parameters are. False if the
+/// template cannot be used.
+fn check_result(t: &Template, what: &str, shape: &FnShape, errors: &mut Errors) -> bool {
+    let Some(p) = t.placeholders().find(|p| p.root == RESULT) else {
+        return true;
+    };
+    let shadowed = shape.param_names().iter().any(|n| n == RESULT);
+    if what == "key" {
+        if shadowed {
+            // `{result}` is that parameter, as any other.
+            return true;
+        }
+        errors.at(
+            t.span(),
+            format!(
+                "`{{{}}}` cannot be in the key: the key is needed before the load, and `result` is the loaded value; keep the key to the parameters, and to invalidate this entry by a field of the result, tag it: `tags = [\"…:{{{}}}\"]`",
+                p.text(),
+                p.text()
+            ),
+        );
+        return false;
+    }
+    if shadowed {
+        errors.at(
+            t.span(),
+            format!(
+                "`{{{}}}` in the {what} template is ambiguous: `result` names the function's result in tag and `invalidates` templates, and this function also has a parameter `result`; rename the parameter",
+                p.text()
+            ),
+        );
+        return false;
+    }
+    if let Some(other) = t.placeholders().find(|p| p.root != RESULT) {
+        errors.at(
+            t.span(),
+            format!(
+                "the {what} template mixes `{{{}}}` with `{{{}}}`: a template that names the result may use only `{{result…}}` placeholders (it is built after the body ran, when the parameters are gone); split it in two, e.g. `\"x:{{{}}}\"` and `\"y:{{{}}}\"`",
+                p.text(),
+                other.text(),
+                p.text(),
+                other.text()
+            ),
+        );
+        return false;
+    }
+    true
+}
+
 /// One template's placeholders; false if the template cannot be used for
 /// the coverage check (malformed, or naming an unknown parameter).
 fn check_template(t: &Template, what: &str, shape: &FnShape, errors: &mut Errors) -> bool {
@@ -580,11 +641,17 @@ fn check_template(t: &Template, what: &str, shape: &FnShape, errors: &mut Errors
         // The parameters are not all known: placeholder errors would mislead.
         return false;
     }
+    if !check_result(t, what, shape, errors) {
+        return false;
+    }
     let param_names = shape.param_names();
     let has_self = shape.receiver != Receiver::None;
     let mut good = t.well_formed;
+    let result_is_value = what != "key" && !param_names.iter().any(|n| n == RESULT);
     for p in t.placeholders() {
-        if p.root == "self" {
+        if p.root == RESULT && result_is_value {
+            // The function's result (see `check_result`).
+        } else if p.root == "self" {
             if !has_self {
                 errors.at(
                     t.span(),

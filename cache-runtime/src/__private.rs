@@ -211,6 +211,96 @@ pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     crate::glob::glob_match(pattern, text)
 }
 
+/// `#[cached]` reads with `{result…}` tags: [`Cache::get_or_load_tagged`],
+/// not storing values for which `unless` is true.
+pub async fn read_tagged<T, E, F, Fut, U, G>(
+    cache: &Cache,
+    key: &str,
+    policy: Policy,
+    loader: F,
+    unless: U,
+    tags: G,
+) -> Result<T, E>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    U: Fn(&T) -> bool,
+    G: Fn(&T) -> Vec<String>,
+{
+    cache.read_tagged(key, policy, loader, unless, tags).await
+}
+
+/// [`read_tagged`] for `Option` values: `unless` sees the `Option`, `tags`
+/// the value inside `Some` (a `None` gets no result tags).
+pub async fn read_optional_tagged<T, E, F, Fut, U, G>(
+    cache: &Cache,
+    key: &str,
+    policy: Policy,
+    loader: F,
+    unless: U,
+    tags: G,
+) -> Result<Option<T>, E>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+    U: Fn(&Option<T>) -> bool,
+    G: Fn(&T) -> Vec<String>,
+{
+    cache.read_optional_tagged(key, policy, loader, unless, tags).await
+}
+
+/// Write-through with `{result…}` tags: [`Cache::put_with_tagged`]; a value
+/// for which `unless` is true is not stored, the key is dropped instead.
+pub async fn put_tagged<T, E, F, Fut, U, G>(
+    cache: &Cache,
+    key: &str,
+    policy: Policy,
+    loader: F,
+    unless: U,
+    tags: G,
+) -> Result<T, E>
+where
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    U: Fn(&T) -> bool,
+    G: Fn(&T) -> Vec<String>,
+{
+    let value = loader().await?;
+    if unless(&value) {
+        if let Err(error) = cache.del(key).await {
+            tracing::debug!(target: "cache_runtime", key, %error, "dropping a key after an `unless` put failed");
+        }
+        return Ok(value);
+    }
+    let tags = tags(&value);
+    cache.put_with(key, policy.tags(tags), || async { Ok(value) }).await
+}
+
+/// [`put_optional_unless`] with `{result…}` tags computed from the value
+/// inside `Some`.
+pub async fn put_optional_tagged<T, E, F, Fut, U, G>(
+    cache: &Cache,
+    key: &str,
+    policy: Policy,
+    loader: F,
+    unless: U,
+    tags: G,
+) -> Result<Option<T>, E>
+where
+    T: Serialize,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Option<T>, E>>,
+    U: Fn(&Option<T>) -> bool,
+    G: Fn(&T) -> Vec<String>,
+{
+    let value = loader().await?;
+    let tags = value.as_ref().map(&tags).unwrap_or_default();
+    put_optional_unless(cache, key, policy.tags(tags), async { Ok(value) }, unless).await
+}
+
 pub use crate::near::{NearNo, NearOps, NearProbe, NearYes};
 
 /// `Cache::get_or_load` with the near tier when `near` is `Some` (the

@@ -89,7 +89,9 @@ impl Invalidator {
         self.tags([tag]).await
     }
 
-    /// Drops every entry carrying any of these tags, in one round trip.
+    /// Drops every entry carrying any of these tags, in one round trip (two
+    /// on a cluster, where the namespace's tag epoch is changed first, see
+    /// [`Cache::get_or_load_tagged`](crate::Cache::get_or_load_tagged)).
     ///
     /// # Errors
     ///

@@ -159,6 +159,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! When the key does not name what the entry holds (an article read by its
+//! slug, invalidated by its id), tag it from the loaded value:
+//! [`Cache::get_or_load_tagged`], or `tags = ["article:{result.id}"]` in
+//! `#[cached]`.
+//!
 //! ## Tests
 //!
 //! Give the code under test [`Cache::disabled()`] to see every call reach

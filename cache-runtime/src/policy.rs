@@ -28,6 +28,9 @@ pub struct Policy {
     pub(crate) early_refresh: f64,
     pub(crate) stale_while_revalidate: Option<Duration>,
     pub(crate) stale_if_error: Option<Duration>,
+    /// Tags are also computed from the loaded value (`get_or_load_tagged`
+    /// and friends): the fill reads the tag epoch before it loads.
+    pub(crate) result_tagged: bool,
     /// Served from the near cache when the cache has one.
     pub(crate) local: bool,
 }
@@ -52,6 +55,7 @@ impl Policy {
             early_refresh: DEFAULT_EARLY_REFRESH,
             stale_while_revalidate: None,
             stale_if_error: None,
+            result_tagged: false,
             local: true,
         }
     }

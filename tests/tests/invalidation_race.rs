@@ -9,6 +9,10 @@
 //! returns the current value. Zero stale reads over 1,000 rounds per backend
 //! and invalidation kind; the same rounds against a naive get-then-set
 //! implementation find stale reads, so the test is known to detect the race.
+//!
+//! Result tags (issue 15 item 2) run the same rounds: the entry's tag is
+//! computed from the loaded value (`get_or_load_tagged`), so it is unknown
+//! when the load starts, and the writer invalidates that tag.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,12 +32,18 @@ enum Impl {
     Ours,
     /// The textbook version: `get`, on a miss load and `set`.
     Naive,
+    /// `get_or_load_tagged`: the entry also carries `article:{id}`, with the
+    /// id taken from the loaded value (the high half of the `u64`).
+    OursResultTags,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Invalidation {
     Key,
     Tag,
+    /// The tag computed from the value (`article:0`: every value of these
+    /// rounds has id 0).
+    ResultTag,
 }
 
 fn policy() -> Policy {
@@ -48,6 +58,15 @@ where
     match imp {
         Impl::Ours => cache
             .get_or_load(KEY, policy(), || async { Ok::<_, ()>(load().await) })
+            .await
+            .unwrap_or(u64::MAX),
+        Impl::OursResultTags => cache
+            .get_or_load_tagged(
+                KEY,
+                policy(),
+                || async { Ok::<_, ()>(load().await) },
+                |v: &u64| [format!("article:{}", v >> 32)],
+            )
             .await
             .unwrap_or(u64::MAX),
         Impl::Naive => {
@@ -65,6 +84,7 @@ async fn invalidate(cache: &Cache, how: Invalidation) {
     match how {
         Invalidation::Key => cache.invalidator().key(KEY).await.map(drop),
         Invalidation::Tag => cache.invalidator().tag(TAG).await.map(drop),
+        Invalidation::ResultTag => cache.invalidator().tag("article:0").await.map(drop),
     }
     .expect("invalidation");
 }
@@ -95,10 +115,15 @@ async fn handles(backend: Backend) -> (Cache, Cache) {
 /// Runs `rounds` rounds; returns how many ended with a stale read.
 async fn race(backend: Backend, imp: Impl, how: Invalidation, rounds: u64) -> u64 {
     let (a, b) = handles(backend).await;
+    race_on(&a, &b, imp, how, rounds).await
+}
+
+/// [`race`] on two given handles.
+async fn race_on(a: &Cache, b: &Cache, imp: Impl, how: Invalidation, rounds: u64) -> u64 {
     let db = Arc::new(AtomicU64::new(0));
     let mut stale = 0;
     for round in 0..rounds {
-        invalidate(&a, how).await; // everyone starts with a miss
+        invalidate(a, how).await; // everyone starts with a miss
         let read_done = Arc::new(Notify::new());
         let release = Arc::new(Notify::new());
 
@@ -119,7 +144,7 @@ async fn race(backend: Backend, imp: Impl, how: Invalidation, rounds: u64) -> u6
 
         // The writer: updates the source of truth, then invalidates.
         db.store(round + 1, Ordering::SeqCst);
-        invalidate(&b, how).await;
+        invalidate(b, how).await;
 
         // Other readers, on the other handle, before or after the slow
         // reader resumes (by round parity).
@@ -152,7 +177,7 @@ async fn race(backend: Backend, imp: Impl, how: Invalidation, rounds: u64) -> u6
 
         // Quiet: every read must now see the current value.
         let current = db.load(Ordering::SeqCst);
-        for cache in [&a, &b] {
+        for cache in [a, b] {
             let seen = read(imp, cache, async || db.load(Ordering::SeqCst)).await;
             if seen != current {
                 stale += 1;
@@ -171,6 +196,25 @@ macro_rules! race_tests {
             assert_eq!(stale, 0, "stale reads after quiescence over 1,000 rounds");
         }
     )*};
+}
+
+/// Result tags: 1,000 rounds per backend, 0 stale reads. The slow reader's
+/// stores were refused: the writer invalidates only the result tag, which
+/// the reader learns after its load, so only the tag epoch (moved during the
+/// load) refuses them; without it they would be stored under the tag's new
+/// version and served stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_stale_reads_with_result_tags_all_backends() {
+    for backend in tests::BACKENDS {
+        let (a, b) = handles(backend).await;
+        let stale = race_on(&a, &b, Impl::OursResultTags, Invalidation::ResultTag, 1000).await;
+        assert_eq!(stale, 0, "{backend:?}: stale reads after quiescence over 1,000 rounds");
+        let prevented = a.stats().total.stale_sets_prevented;
+        assert!(
+            prevented >= 900,
+            "{backend:?}: only {prevented} stores refused in 1,000 rounds"
+        );
+    }
 }
 
 race_tests! {

@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::guard::Budget;
+use super::tagged::Keep;
 use super::{Cache, trace_op};
 use crate::codec;
 use crate::flight::{self, ALL, Leader, Outcome, Role};
@@ -166,6 +167,11 @@ struct Fill<'c> {
     sie: Option<Duration>,
     scope: Scope<'c>,
     budget: Budget,
+    /// The namespace's tag epoch, when tags are also computed from the
+    /// loaded value (`Policy::result_tagged`), and its value at the last
+    /// `acquire` (before the load).
+    epoch: Option<String>,
+    epoch_seen: Option<u64>,
 }
 
 impl Cache {
@@ -230,7 +236,7 @@ impl Cache {
             Ok(v) => return Ok(v),
             Err(fill) => fill,
         };
-        let result = self.load_through(key, &policy, near, loader, |_| Some(ttl)).await;
+        let result = self.load_through(key, &policy, near, loader, |_: &T| Some(ttl)).await;
         fill.keep(self, &result, |_| true);
         result
     }
@@ -374,7 +380,7 @@ impl Cache {
         policy: &Policy,
         near: Option<NearOps<T>>,
         loader: F,
-        ttl_for: impl Fn(&T) -> Option<Duration>,
+        ttl_for: impl Keep<T>,
     ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
@@ -547,6 +553,8 @@ impl<'c> Fill<'c> {
             sie: policy.stale_if_error,
             scope: inner.stats.scope(policy.name),
             budget: Budget::new(inner.op_timeout),
+            epoch: policy.result_tagged.then(|| inner.layout.epoch()),
+            epoch_seen: None,
         }
     }
 
@@ -786,22 +794,36 @@ impl<'c> Fill<'c> {
         r
     }
 
-    /// Read-or-lease (see `Store::acquire`) within this call's budget.
+    /// Read-or-lease (see `Store::acquire`) within this call's budget. With
+    /// result tags, the tag epoch is read (created if missing) beside the
+    /// tags and kept in `epoch_seen`.
     async fn acquire(&mut self, token: u64, force: bool, takeover: Option<u64>) -> Result<Acquired, CacheError> {
         let cache = self.cache;
+        let with_epoch: Vec<String>;
+        let tags = match &self.epoch {
+            Some(epoch) => {
+                with_epoch = self.tags.iter().chain([epoch]).cloned().collect();
+                &with_epoch
+            }
+            None => &self.tags,
+        };
         let req = Acquire {
             entry: &self.entry,
             lease: lease_key(&self.lease, &self.entry),
-            tags: &self.tags,
+            tags,
             token,
             lease_ttl: cache.inner.lease_ttl,
             tag_ttl: self.tag_ttl(),
             force,
             takeover,
         };
-        cache
+        let mut acquired = cache
             .call_in(&mut self.budget, self.key, cache.inner.store.acquire(&req))
-            .await
+            .await?;
+        if self.epoch.is_some() {
+            self.epoch_seen = acquired.versions.pop();
+        }
+        Ok(acquired)
     }
 
     /// A failed load's answer: the stale-if-error value when there is one.
@@ -830,7 +852,7 @@ impl<'c> Fill<'c> {
         cached: T,
         outcome: &'static str,
         loader: F,
-        ttl_for: &impl Fn(&T) -> Option<Duration>,
+        ttl_for: &impl Keep<T>,
     ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
@@ -879,7 +901,7 @@ impl<'c> Fill<'c> {
         leader: Leader<'_>,
         miss: Miss,
         loader: F,
-        ttl_for: &impl Fn(&T) -> Option<Duration>,
+        ttl_for: &impl Keep<T>,
         mut fallback: Option<T>,
     ) -> Result<T, E>
     where
@@ -988,7 +1010,7 @@ impl<'c> Fill<'c> {
         &mut self,
         leader: Leader<'_>,
         loader: F,
-        ttl_for: &impl Fn(&T) -> Option<Duration>,
+        ttl_for: &impl Keep<T>,
         token: u64,
         versions: Vec<u64>,
         fallback: Option<T>,
@@ -1027,7 +1049,7 @@ impl<'c> Fill<'c> {
                 return Ok(value);
             }
         };
-        let ttl = match (ttl_for(&value), cache.check_size(self.key, &bytes)) {
+        let ttl = match (ttl_for.ttl(&value), cache.check_size(self.key, &bytes)) {
             (Some(ttl), Ok(())) => Some(crate::ttl::jittered(crate::ttl::clamp(ttl), cache.inner.jitter)),
             (_, Err(e)) => {
                 cache.not_cached(self.key, &e, &self.scope);
@@ -1035,6 +1057,57 @@ impl<'c> Fill<'c> {
             }
             (None, Ok(())) => None,
         };
+        // Tags from the value: their versions are read after the load, then
+        // the tag epoch, which must not have moved since `acquire`: a tag
+        // invalidation bumps the epoch before its tags, so one that began
+        // during the load is seen here, and one that begins later changes
+        // a version read here (the store below or any later read sees it).
+        let mut all_tags: Option<Vec<String>> = None;
+        let mut versions = versions;
+        if ttl.is_some()
+            && let Some(epoch) = &self.epoch
+        {
+            let layout = &cache.inner.layout;
+            let mut extra: Vec<String> = Vec::new();
+            for t in ttl_for.result_tags(&value) {
+                let t = layout.tag(&t);
+                if !self.tags.contains(&t) && !extra.contains(&t) {
+                    extra.push(t);
+                }
+            }
+            if !extra.is_empty() {
+                let read = cache.inner.store.ensure_tags_then_epoch(&extra, self.tag_ttl(), epoch);
+                let moved = match cache.call_in(&mut self.budget, self.key, read).await {
+                    Ok((now, seen)) if seen.is_some() && seen == self.epoch_seen => {
+                        versions.extend(now);
+                        all_tags = Some(self.tags.iter().chain(&extra).cloned().collect());
+                        None
+                    }
+                    Ok(_) => Some(true),
+                    Err(e) => {
+                        self.note(&e);
+                        Some(false)
+                    }
+                };
+                if let Some(invalidated) = moved {
+                    // Not stored: loaded before an invalidation of some tag
+                    // (or the tags could not be read).
+                    if invalidated {
+                        self.scope.add(|c| &c.stale_sets_prevented);
+                        trace_op(cache.origin(self.scope.name), "SET", self.key, "stale", load_start);
+                    }
+                    versions.truncate(self.tags.len());
+                    self.release(token, &versions).await;
+                    guard.disarm();
+                    leader.publish(Outcome::Value {
+                        bytes: bytes.into(),
+                        upto: seal_at_load,
+                    });
+                    return Ok(value);
+                }
+            }
+        }
+        let tags: &[String] = all_tags.as_deref().unwrap_or(&self.tags);
         let load_us = u32::try_from(load_start.elapsed().as_micros()).unwrap_or(u32::MAX);
         let stored = ttl.map(|ttl| {
             let fresh = codec::Freshness {
@@ -1042,10 +1115,10 @@ impl<'c> Fill<'c> {
                 load_us,
             };
             let body = codec::with_freshness(fresh, &bytes);
-            let section = if self.tags.is_empty() {
+            let section = if tags.is_empty() {
                 body
             } else {
-                codec::with_tags(&self.tags, &versions, &body)
+                codec::with_tags(tags, &versions, &body)
             };
             // The store keeps it past its logical expiry for as long as a
             // stale value may still be served.
@@ -1059,7 +1132,7 @@ impl<'c> Fill<'c> {
         let finish = Finish {
             entry: &self.entry,
             lease: lease_key(&self.lease, &self.entry),
-            tags: &self.tags,
+            tags,
             versions: &versions,
             token,
             store: stored.as_ref().map(|(b, ttl)| (b.as_slice(), *ttl)),

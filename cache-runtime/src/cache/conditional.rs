@@ -49,8 +49,14 @@ impl Cache {
     {
         let policy = policy.into();
         let ttl = policy.ttl;
-        self.load_through(key, &policy, None, loader, |v| if unless(v) { None } else { Some(ttl) })
-            .await
+        self.load_through(
+            key,
+            &policy,
+            None,
+            loader,
+            |v: &T| if unless(v) { None } else { Some(ttl) },
+        )
+        .await
     }
 
     /// [`get_or_load_optional`](Self::get_or_load_optional) that does not

@@ -7,6 +7,7 @@ mod builder;
 mod conditional;
 mod guard;
 mod ops;
+mod tagged;
 
 use std::fmt;
 use std::sync::Arc;

@@ -204,14 +204,24 @@ impl Cache {
         Ok(n)
     }
 
-    /// Gives each tag a new version.
+    /// Gives each tag a new version, after a new value of the namespace's
+    /// tag epoch: a load whose tags come from its result (known only after
+    /// it) and that started before this call sees the epoch move and does
+    /// not store (see `load_leased`).
     pub(crate) async fn drop_tags(&self, label: &str, tags: &[String]) -> Result<(), CacheError> {
         self.inner.flights.invalidated();
         crate::scope::forget_all();
-        let keys: Vec<String> = tags.iter().map(|t| self.inner.layout.tag(t)).collect();
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let layout = &self.inner.layout;
+        let keys: Vec<String> = std::iter::once(layout.epoch())
+            .chain(tags.iter().map(|t| layout.tag(t)))
+            .collect();
         let r = self.call(label, self.inner.store.bump_tags(&keys)).await;
         if let Some(tier) = self.near_tier() {
-            keys.iter().for_each(|k| tier.invalidate_tag(k));
+            // The epoch (first) is never near-cached.
+            keys[1..].iter().for_each(|k| tier.invalidate_tag(k));
         }
         r?;
         self.durable(label, &keys).await

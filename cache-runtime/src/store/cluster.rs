@@ -15,6 +15,9 @@
 //!   tag versions: the store is certified only if no tag moved. A value
 //!   stored under a tag that moved meanwhile is never served (every read
 //!   checks versions), it only costs a miss.
+//! * Tags computed from the loaded value: their `ENSURE_TAGS`, *then* a
+//!   `GET` of the tag epoch; tag invalidation bumps the epoch *before* the
+//!   tags. Both orders are awaited, never concurrent.
 //! * Key invalidation revokes leases before deleting entries (the order that
 //!   keeps a racing store from surviving); patterns and `all()` walk every
 //!   primary with `SCAN`.
@@ -203,6 +206,19 @@ impl ClusterStore {
         try_join_all(each).await
     }
 
+    /// The tags (one `ENSURE_TAGS` per slot, concurrently), and only once
+    /// every one has answered, the epoch.
+    pub(crate) async fn ensure_tags_then_epoch(
+        &self,
+        tags: &[String],
+        tag_ttl: Duration,
+        epoch: &str,
+    ) -> SResult<(Vec<u64>, Option<u64>)> {
+        let versions = self.ensure_tags(tags, tag_ttl).await?;
+        let epoch = self.tag_versions(std::slice::from_ref(&epoch.to_owned())).await?;
+        Ok((versions, epoch.into_iter().next().flatten()))
+    }
+
     pub(crate) async fn set(&self, entry: &str, value: &[u8], ttl: Duration) -> SResult<()> {
         let _: i64 = SET_REVOKE
             .key(entry)
@@ -282,9 +298,21 @@ impl ClusterStore {
     }
 
     pub(crate) async fn bump_tags(&self, tags: &[String]) -> SResult<()> {
+        // The first key (the tag epoch, see `drop_tags`) changes before any
+        // other: it is bumped alone first, the rest concurrently after it.
+        let Some((first, rest)) = tags.split_first() else {
+            return Ok(());
+        };
+        redis::cmd("SET")
+            .arg(first)
+            .arg(super::new_version())
+            .arg("XX")
+            .arg("KEEPTTL")
+            .query_async::<Value>(&mut self.conn())
+            .await?;
         // Every tag is bumped even if one fails; a partial failure is an
         // error (the caller must not believe the invalidation happened).
-        let each = tags.iter().map(|t| {
+        let each = rest.iter().map(|t| {
             let mut conn = self.conn();
             async move {
                 redis::cmd("SET")

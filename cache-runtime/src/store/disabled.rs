@@ -34,6 +34,15 @@ impl DisabledStore {
     pub(crate) fn ensure_tags(&self, tags: &[String], _tag_ttl: Duration) -> SResult<Vec<u64>> {
         Ok(tags.iter().map(|_| super::new_version()).collect())
     }
+    /// A missing epoch: no load with result tags stores (none would anyway).
+    pub(crate) fn ensure_tags_then_epoch(
+        &self,
+        tags: &[String],
+        tag_ttl: Duration,
+        _epoch: &str,
+    ) -> SResult<(Vec<u64>, Option<u64>)> {
+        Ok((self.ensure_tags(tags, tag_ttl)?, None))
+    }
     pub(crate) fn set(&self, _entry: &str, _value: &[u8], _ttl: Duration) -> SResult<()> {
         Ok(())
     }

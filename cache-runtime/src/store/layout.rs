@@ -4,16 +4,24 @@
 //! entry        {ns:KEY}
 //! its lease    {ns:KEY}:lease
 //! tag version  {ns#tag:TAG}
+//! tag epoch    {ns#epoch}
 //! ```
 //!
 //! * The namespace and the key form one Redis Cluster hash tag (`{…}`), so
 //!   an entry and its lease always live in one slot and the scripts that
 //!   touch both are cluster-safe. The hash tag is never empty: the namespace
 //!   is non-empty and holds no braces (checked at `build()`).
-//! * The three shapes are disjoint whatever `KEY` and `TAG` hold: entries
+//! * The four shapes are disjoint whatever `KEY` and `TAG` hold: entries
 //!   start `{ns:` and end with `}`, leases start `{ns:` and end `:lease`,
-//!   tag versions start `{ns#`. No key, however it is spelled, can reach
-//!   the cache's bookkeeping.
+//!   tag versions start `{ns#tag:`, and the tag epoch is exactly
+//!   `{ns#epoch}` (namespaces hold only letters, digits, `_`, `-` and `.`).
+//!   No key, however it is spelled, can reach the cache's bookkeeping.
+//! * The tag epoch is one random value per namespace that every tag
+//!   invalidation changes before it changes the tags' versions; a load whose
+//!   tags are computed from its result ("result tags", known only after the
+//!   load) stores only if the epoch did not move while it ran (see
+//!   `cache/aside.rs`, `load_leased`). It lives and is lost like a tag
+//!   version: a missing epoch never matches the one a load started with.
 //! * Layout 1 (before this one) wrote `ns:KEY`, `ns:__lease:KEY` and
 //!   `ns:__tag:TAG`; nothing reads those any more, and `Invalidator::all`
 //!   removes them too.
@@ -58,6 +66,11 @@ impl Layout {
     /// `{ns#tag:TAG}`
     pub(crate) fn tag(&self, tag: &str) -> String {
         format!("{{{}#tag:{tag}}}", self.ns)
+    }
+
+    /// `{ns#epoch}`: the namespace's tag epoch.
+    pub(crate) fn epoch(&self) -> String {
+        format!("{{{}#epoch}}", self.ns)
     }
 
     /// The glob matching the entries whose keys match the user's glob.
@@ -108,6 +121,12 @@ mod tests {
         assert_eq!(l.entry("course:1"), "{ns:course:1}");
         assert_eq!(Layout::lease_of(&l.entry("course:1")), "{ns:course:1}:lease");
         assert_eq!(l.tag("courses"), "{ns#tag:courses}");
+        assert_eq!(l.epoch(), "{ns#epoch}");
+        // No entry, lease or tag spells the epoch.
+        assert_ne!(l.entry("#epoch"), l.epoch());
+        assert!(!l.entry("x").starts_with("{ns#"));
+        assert!(l.tag("epoch").starts_with("{ns#tag:"));
+        assert_ne!(l.tag(""), l.epoch());
         // A key spelling a lease or a tag stays an entry.
         let forged = l.entry("x}:lease");
         assert!(forged.ends_with('}'));

@@ -117,6 +117,12 @@ impl MemoryStore {
         self.books.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Drops a tag version (or the tag epoch), as eviction would.
+    #[cfg(test)]
+    pub(crate) fn forget_tag(&self, tag: &str) {
+        self.books().tags.remove(tag);
+    }
+
     /// Leases and tag versions held (for tests of bounded bookkeeping).
     #[cfg(test)]
     pub(crate) fn bookkeeping_len(&self) -> (usize, usize) {
@@ -162,6 +168,18 @@ impl MemoryStore {
     pub(crate) fn ensure_tags(&self, tags: &[String], tag_ttl: Duration) -> SResult<Vec<u64>> {
         let now = Instant::now();
         Ok(Self::ensure_tags_locked(&mut self.books(), tags, tag_ttl, now))
+    }
+
+    pub(crate) fn ensure_tags_then_epoch(
+        &self,
+        tags: &[String],
+        tag_ttl: Duration,
+        epoch: &str,
+    ) -> SResult<(Vec<u64>, Option<u64>)> {
+        let now = Instant::now();
+        let mut b = self.books();
+        let versions = Self::ensure_tags_locked(&mut b, tags, tag_ttl, now);
+        Ok((versions, b.tags.get(epoch, now)))
     }
 
     pub(crate) fn acquire(&self, req: &Acquire<'_>) -> SResult<Acquired> {

@@ -22,7 +22,11 @@
 //!   between `acquire` and now.
 //! * Writes ([`Store::set`]) and invalidations ([`Store::del`],
 //!   [`Store::del_pattern`], [`Store::clear`]) revoke leases; tag
-//!   invalidation ([`Store::bump_tags`]) changes versions that exist.
+//!   invalidation ([`Store::bump_tags`]) changes versions that exist, the
+//!   first one given (the namespace's tag epoch) before the others.
+//! * [`Store::ensure_tags_then_epoch`]: for tags computed from a loaded
+//!   value, their current versions (missing ones created) and *then* the
+//!   epoch, never the other way round.
 
 #[cfg(feature = "cluster")]
 mod cluster;
@@ -303,6 +307,17 @@ impl Store {
     pub(crate) async fn ensure_tags(&self, tags: &[String], tag_ttl: Duration) -> SResult<Vec<u64>> {
         dispatch!(self.ensure_tags(tags, tag_ttl))
     }
+    /// Current versions of `tags` (created if missing), then the current
+    /// value of the tag epoch `epoch` (`None`: missing), read after them:
+    /// atomically where the engine can, else in that order.
+    pub(crate) async fn ensure_tags_then_epoch(
+        &self,
+        tags: &[String],
+        tag_ttl: Duration,
+        epoch: &str,
+    ) -> SResult<(Vec<u64>, Option<u64>)> {
+        dispatch!(self.ensure_tags_then_epoch(tags, tag_ttl, epoch))
+    }
     /// Stores a value and revokes any lease on the key.
     pub(crate) async fn set(&self, entry: &str, value: &[u8], ttl: Duration) -> SResult<()> {
         dispatch!(self.set(entry, value, ttl))
@@ -324,7 +339,8 @@ impl Store {
     pub(crate) async fn wait_replicas(&self, keys: &[String], replicas: u32, timeout: Duration) -> SResult<u32> {
         dispatch!(self.wait_replicas(keys, replicas, timeout))
     }
-    /// Gives each existing tag a fresh version.
+    /// Gives each existing tag a fresh version; the first is changed before
+    /// any other (`drop_tags` puts the tag epoch first).
     pub(crate) async fn bump_tags(&self, tags: &[String]) -> SResult<()> {
         dispatch!(self.bump_tags(tags))
     }

@@ -89,6 +89,31 @@ return versions
     )
 });
 
+/// KEYS: tags…, then the tag epoch. ARGV: tag ms, one fresh version per
+/// tag. Returns {versions, epoch or nil}: `ENSURE_TAGS` of the tags, then
+/// a `GET` of the epoch, atomically.
+pub(super) static ENSURE_TAGS_THEN_EPOCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local versions = {}
+for i = 1, #KEYS - 1 do
+  local v = redis.call('GET', KEYS[i])
+  if not v then
+    v = ARGV[i + 1]
+    redis.call('SET', KEYS[i], v, 'PX', ARGV[1])
+  else
+    local left = redis.call('PTTL', KEYS[i])
+    if left >= 0 and left < tonumber(ARGV[1]) then
+      redis.call('PEXPIRE', KEYS[i], ARGV[1])
+    end
+  end
+  versions[#versions + 1] = v
+end
+return {versions, redis.call('GET', KEYS[#KEYS]) or false}
+",
+    )
+});
+
 pub(crate) struct RedisStore {
     conn: ConnectionManager,
     /// The URL with any secret removed, for `Debug` and logs.
@@ -182,6 +207,35 @@ impl RedisStore {
             .invoke_async(&mut self.conn())
             .await?;
         parse_versions(&reply, tags.len(), "ensure tags")
+    }
+
+    pub(crate) async fn ensure_tags_then_epoch(
+        &self,
+        tags: &[String],
+        tag_ttl: Duration,
+        epoch: &str,
+    ) -> SResult<(Vec<u64>, Option<u64>)> {
+        let mut inv = ENSURE_TAGS_THEN_EPOCH.prepare_invoke();
+        for t in tags {
+            inv.key(t);
+        }
+        inv.key(epoch).arg(ttl_millis(tag_ttl));
+        for _ in tags {
+            inv.arg(super::new_version().to_string());
+        }
+        let reply: Value = inv.invoke_async(&mut self.conn()).await?;
+        let Value::Array(parts) = reply else {
+            return Err(protocol_error("ensure tags then epoch"));
+        };
+        match parts.as_slice() {
+            [Value::Array(vs), epoch] => Ok((
+                parse_versions(vs, tags.len(), "ensure tags then epoch")?,
+                value_version(epoch),
+            )),
+            // A nil epoch ends the Lua table: the reply has one element.
+            [Value::Array(vs)] => Ok((parse_versions(vs, tags.len(), "ensure tags then epoch")?, None)),
+            _ => Err(protocol_error("ensure tags then epoch")),
+        }
     }
 
     pub(crate) async fn set(&self, entry: &str, value: &[u8], ttl: Duration) -> SResult<()> {
@@ -287,6 +341,8 @@ impl RedisStore {
         }
         // `XX`: a version that does not exist is already a miss for every
         // entry; creating one would only leave a key without a lifetime.
+        // One connection runs the pipeline in order: the first key (the
+        // tag epoch, see `drop_tags`) changes before the others.
         let mut pipe = redis::pipe();
         for t in tags {
             pipe.cmd("SET")

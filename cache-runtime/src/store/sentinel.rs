@@ -255,6 +255,7 @@ impl SentinelStore {
         acquire_raw = acquire(req: &Acquire<'_>) -> Acquired;
         finish = finish(req: &Finish<'_>) -> bool;
         ensure_tags = ensure_tags(tags: &[String], tag_ttl: Duration) -> Vec<u64>;
+        ensure_tags_then_epoch = ensure_tags_then_epoch(tags: &[String], tag_ttl: Duration, epoch: &str) -> (Vec<u64>, Option<u64>);
         set = set(entry: &str, value: &[u8], ttl: Duration) -> ();
         del = del(entries: &[String]) -> u64;
         del_pattern = del_pattern(entry_pattern: &str, batch: usize) -> u64;
