@@ -28,33 +28,10 @@ mod common;
 
 use common::{CourseDetails, course_details};
 
-/// The read-or-lease script of `store/redis.rs` (`ACQUIRE`), copied: the
-/// store's scripts are private. Only its first read matters here: on a hit
-/// without `force`, it returns the entry without taking the lease.
-const ACQUIRE: &str = r"
-local versions = {}
-for i = 3, #KEYS do
-  local v = redis.call('GET', KEYS[i])
-  if not v then
-    v = ARGV[i + 3]
-    redis.call('SET', KEYS[i], v, 'PX', ARGV[3])
-  else
-    local left = redis.call('PTTL', KEYS[i])
-    if left >= 0 and left < tonumber(ARGV[3]) then
-      redis.call('PEXPIRE', KEYS[i], ARGV[3])
-    end
-  end
-  versions[#versions + 1] = v
-end
-local e = redis.call('GET', KEYS[1])
-if e and ARGV[4] == '0' then return {e, versions, 0, false} end
-local holder = redis.call('GET', KEYS[2])
-if (not holder) or holder == ARGV[5] then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-  return {e or false, versions, 1, false}
-end
-return {e or false, versions, 0, holder}
-";
+/// The read-or-lease script of `store/redis.rs`. Only its first read matters
+/// here: on a hit without `force`, it returns the entry without taking the
+/// lease.
+const ACQUIRE: &str = cache_runtime::__private::ACQUIRE_LUA;
 
 /// Entry lifetime of the misses' stores.
 const MISS_TTL: Duration = Duration::from_secs(60);

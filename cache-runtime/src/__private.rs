@@ -343,3 +343,8 @@ where
 {
     cache.get_or_load_optional_with(key, policy, near, loader)
 }
+
+/// The read-or-lease script's Lua source, for benches that time it against
+/// a plain `GET`.
+#[cfg(feature = "redis")]
+pub const ACQUIRE_LUA: &str = crate::store::ACQUIRE_SOURCE;

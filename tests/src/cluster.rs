@@ -608,6 +608,19 @@ impl RedisCluster {
     /// A manual failover (`CLUSTER FAILOVER`, coordinated: no acknowledged
     /// write is lost) on `replica_port`; waits until it is a primary and the
     /// cluster is ok. Returns how long it took.
+    /// `CLUSTER FAILOVER` on the first replica of every shard, one shard
+    /// after the other; returns how many shards failed over.
+    pub fn fail_over_every_shard(&self) -> usize {
+        let mut done = 0;
+        for shard in self.shards() {
+            if let Some(&replica) = shard.replicas.first() {
+                self.failover(replica);
+                done += 1;
+            }
+        }
+        done
+    }
+
     pub fn failover(&self, replica_port: u16) -> Duration {
         let t0 = Instant::now();
         let is_primary = |port: u16| -> Result<bool, String> {

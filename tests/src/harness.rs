@@ -206,6 +206,19 @@ impl RedisServer {
         self.signal("-CONT");
     }
 
+    /// `evicted_keys` of `INFO stats`: how many keys Redis evicted.
+    pub async fn evicted_keys(&self) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query_async(&mut self.raw().await)
+            .await
+            .expect("INFO stats");
+        info.lines()
+            .find_map(|l| l.strip_prefix("evicted_keys:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// A plain redis-rs connection to this server, for planting and
     /// inspecting raw values.
     pub async fn raw(&self) -> redis::aio::MultiplexedConnection {

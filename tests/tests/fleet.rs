@@ -498,16 +498,7 @@ async fn eviction_soak_has_no_stale_reads() {
         };
         let r = soak(&caches, &db.url(), cfg).await;
         let fillers = filler.await.unwrap();
-        let info: String = redis::cmd("INFO")
-            .arg("stats")
-            .query_async(&mut cache_server.raw().await)
-            .await
-            .unwrap();
-        let evicted: u64 = info
-            .lines()
-            .find_map(|l| l.strip_prefix("evicted_keys:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
+        let evicted = cache_server.evicted_keys().await;
         println!(
             "eviction soak, {policy}: {}, {fillers} filler writes, {evicted} keys evicted",
             r.line()

@@ -104,16 +104,7 @@ async fn eviction_soak_with_near_caches_has_no_stale_reads() {
     };
     let r = soak(&caches, &db.url(), config(8)).await;
     filler.await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut server.raw().await)
-        .await
-        .unwrap();
-    let evicted: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("evicted_keys:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    let evicted = server.evicted_keys().await;
     let hits = near_hits(&caches);
     println!("near eviction soak: {}, {evicted} evicted, near hits {hits}", r.line());
     assert!(evicted > 500, "the soak must make Redis evict ({evicted})");
@@ -137,14 +128,7 @@ async fn cluster_failover_with_near_caches_serves_nothing_stale() {
         let cluster = cluster.clone();
         tokio::task::spawn_blocking(move || {
             std::thread::sleep(Duration::from_secs(2));
-            let mut done = 0;
-            for shard in cluster.shards() {
-                if let Some(&replica) = shard.replicas.first() {
-                    cluster.failover(replica);
-                    done += 1;
-                }
-            }
-            done
+            cluster.fail_over_every_shard()
         })
     };
     let r = soak(&caches, &db.url(), config(10)).await;

@@ -49,7 +49,7 @@ pub(crate) use disabled::DisabledStore;
 pub(crate) use layout::Layout;
 pub(crate) use memory::{ENTRY_OVERHEAD, MemoryStore};
 #[cfg(feature = "redis")]
-pub(crate) use redis::RedisStore;
+pub(crate) use redis::{ACQUIRE_SOURCE, RedisStore};
 #[cfg(feature = "redis")]
 pub(crate) use sentinel::{SentinelStore, ask_sentinels};
 

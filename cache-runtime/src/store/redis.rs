@@ -18,9 +18,10 @@ use crate::ttl::ttl_millis;
 /// (the entry was found stale). The lease is taken only if free, or held by
 /// the takeover token (a leader that overran the wait cap). Tag lifetimes
 /// only grow (`PEXPIRE … GT` needs Redis 7; this works on 6 too).
-pub(super) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+pub(super) static ACQUIRE: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE_SOURCE));
+
+/// The source of [`ACQUIRE`] (also for the miss bench, via `__private`).
+pub(crate) const ACQUIRE_SOURCE: &str = r"
 local versions = {}
 for i = 3, #KEYS do
   local v = redis.call('GET', KEYS[i])
@@ -43,9 +44,7 @@ if (not holder) or holder == ARGV[5] then
   return {e or false, versions, 1, false}
 end
 return {e or false, versions, 0, holder}
-",
-    )
-});
+";
 
 /// KEYS: entry, lease, tags… ARGV: token, store 0/1, value, ttl ms, then the
 /// expected version per tag. Returns 1 when the lease was held and no tag
