@@ -322,7 +322,8 @@ where
 {
     // Not an `async fn`: the caller awaits the cache's own future, one
     // layer less of nested futures for the compiler to check.
-    cache.get_or_load_with(key, policy, near, loader)
+    let keep = crate::cache::always(&policy);
+    cache.load_scoped(key, policy, near, loader, keep)
 }
 
 /// `Cache::get_or_load_optional` with the near tier when `near` is `Some`.
@@ -341,7 +342,8 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Option<T>, E>> + 'a,
 {
-    cache.get_or_load_optional_with(key, policy, near, loader)
+    let keep = crate::cache::optional(&policy);
+    cache.load_scoped(key, policy, near, loader, keep)
 }
 
 /// The read-or-lease script's Lua source, for benches that time it against

@@ -107,6 +107,19 @@ fn lease_key<'a>(cell: &'a std::sync::OnceLock<String>, entry: &str) -> &'a str 
     cell.get_or_init(|| Layout::lease_of(entry))
 }
 
+/// The storage rule of `get_or_load`: every value, for the policy's TTL.
+pub(crate) fn always<T>(policy: &Policy) -> impl Fn(&T) -> Option<Duration> + use<T> {
+    let ttl = policy.ttl;
+    move |_| Some(ttl)
+}
+
+/// The storage rule of `get_or_load_optional`: `Some` for the policy's
+/// TTL, `None` for its negative TTL, if any.
+pub(crate) fn optional<T>(policy: &Policy) -> impl Fn(&Option<T>) -> Option<Duration> + use<T> {
+    let (ttl, negative) = (policy.ttl, policy.negative_ttl);
+    move |v| if v.is_some() { Some(ttl) } else { negative }
+}
+
 /// Milliseconds since the Unix epoch (the clock every process shares).
 pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -213,31 +226,33 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.get_or_load_with(key, policy.into(), None, loader).await
+        let policy = policy.into();
+        let keep = always(&policy);
+        self.load_scoped(key, policy, None, loader, keep).await
     }
 
-    /// `get_or_load`, with the near tier when `near` is given.
-    pub(crate) async fn get_or_load_with<T, E, F, Fut>(
+    /// The cache-aside loop within the request scope (`scope.rs`): answered
+    /// by an earlier call of the request, or this call's value fills it
+    /// when `keep` stores it. With the near tier when `near` is given.
+    pub(crate) async fn load_scoped<T, E, F, Fut>(
         &self,
         key: &str,
         policy: Policy,
         near: Option<NearOps<T>>,
         loader: F,
+        keep: impl Keep<T>,
     ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let ttl = policy.ttl;
-        // Request scope (scope.rs): answered by an earlier call of the request,
-        // or this call's value fills it.
         let fill = match crate::scope::check(self, key, policy.name).await {
             Ok(v) => return Ok(v),
             Err(fill) => fill,
         };
-        let result = self.load_through(key, &policy, near, loader, |_: &T| Some(ttl)).await;
-        fill.keep(self, &result, |_| true);
+        let result = self.load_through(key, &policy, near, loader, &keep).await;
+        fill.keep(self, &result, |v| keep.ttl(v).is_some());
         result
     }
 
@@ -260,34 +275,9 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
-        self.get_or_load_optional_with(key, policy.into(), None, loader).await
-    }
-
-    /// `get_or_load_optional`, with the near tier when `near` is given.
-    pub(crate) async fn get_or_load_optional_with<T, E, F, Fut>(
-        &self,
-        key: &str,
-        policy: Policy,
-        near: Option<NearOps<Option<T>>>,
-        loader: F,
-    ) -> Result<Option<T>, E>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Option<T>, E>>,
-    {
-        let (ttl, negative) = (policy.ttl, policy.negative_ttl);
-        let fill = match crate::scope::check(self, key, policy.name).await {
-            Ok(v) => return Ok(v),
-            Err(fill) => fill,
-        };
-        let result = self
-            .load_through(key, &policy, near, loader, |v: &Option<T>| {
-                if v.is_some() { Some(ttl) } else { negative }
-            })
-            .await;
-        fill.keep(self, &result, |v| v.is_some() || negative.is_some());
-        result
+        let policy = policy.into();
+        let keep = optional(&policy);
+        self.load_scoped(key, policy, None, loader, keep).await
     }
 
     /// [`get_or_load`](Self::get_or_load) for values that are `Clone`: with
@@ -311,8 +301,9 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        self.get_or_load_with(key, policy.into(), Some(NearOps::new()), loader)
-            .await
+        let policy = policy.into();
+        let keep = always(&policy);
+        self.load_scoped(key, policy, Some(NearOps::new()), loader, keep).await
     }
 
     /// [`get_or_load_optional`](Self::get_or_load_optional) for values that
@@ -334,8 +325,9 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Option<T>, E>>,
     {
-        self.get_or_load_optional_with(key, policy.into(), Some(NearOps::new()), loader)
-            .await
+        let policy = policy.into();
+        let keep = optional(&policy);
+        self.load_scoped(key, policy, Some(NearOps::new()), loader, keep).await
     }
 
     /// Write-through: runs `loader` always and stores its `Ok` value
@@ -380,7 +372,7 @@ impl Cache {
         policy: &Policy,
         near: Option<NearOps<T>>,
         loader: F,
-        ttl_for: impl Keep<T>,
+        ttl_for: &impl Keep<T>,
     ) -> Result<T, E>
     where
         T: Serialize + DeserializeOwned,
@@ -416,7 +408,7 @@ impl Cache {
             fill.scope.add(|c| &c.hits);
             crate::metrics::request(fill.scope.name, "early");
             trace_op(self.origin(policy.name), "GET", key, "early", start);
-            return fill.refresh(v, "early", loader, &ttl_for).await;
+            return fill.refresh(v, "early", loader, ttl_for).await;
         }
         if self.inner.store.is_disabled() {
             fill.scope.add(|c| &c.misses);
@@ -432,8 +424,8 @@ impl Cache {
             };
             let (found, outcome) = match read {
                 Ok(Found::Fresh(v)) => (Ok(v), "hit"),
-                Ok(Found::Early(v)) => (fill.refresh(v, "early", loader, &ttl_for).await, "early"),
-                Ok(Found::Stale(v)) => (fill.refresh(v, "stale", loader, &ttl_for).await, "stale"),
+                Ok(Found::Early(v)) => (fill.refresh(v, "early", loader, ttl_for).await, "early"),
+                Ok(Found::Stale(v)) => (fill.refresh(v, "stale", loader, ttl_for).await, "stale"),
                 Err(no) => {
                     fallback = no.fallback.or(fallback);
                     let miss = no.miss;
@@ -468,10 +460,10 @@ impl Cache {
                         Role::Leader(leader) => {
                             return match no.lease {
                                 Some((token, versions)) => {
-                                    fill.load_leased(leader, loader, &ttl_for, token, versions, fallback)
+                                    fill.load_leased(leader, loader, ttl_for, token, versions, fallback)
                                         .await
                                 }
-                                None => fill.lead(leader, miss, loader, &ttl_for, fallback).await,
+                                None => fill.lead(leader, miss, loader, ttl_for, fallback).await,
                             };
                         }
                     }

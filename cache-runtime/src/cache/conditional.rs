@@ -49,13 +49,9 @@ impl Cache {
     {
         let policy = policy.into();
         let ttl = policy.ttl;
-        self.load_through(
-            key,
-            &policy,
-            None,
-            loader,
-            |v: &T| if unless(v) { None } else { Some(ttl) },
-        )
+        self.load_through(key, &policy, None, loader, &|v: &T| {
+            if unless(v) { None } else { Some(ttl) }
+        })
         .await
     }
 
@@ -81,15 +77,9 @@ impl Cache {
         U: Fn(&Option<T>) -> bool,
     {
         let policy = policy.into();
-        let (ttl, negative) = (policy.ttl, policy.negative_ttl);
-        self.load_through(key, &policy, None, loader, |v: &Option<T>| {
-            if unless(v) {
-                None
-            } else if v.is_some() {
-                Some(ttl)
-            } else {
-                negative
-            }
+        let rule = super::aside::optional(&policy);
+        self.load_through(key, &policy, None, loader, &|v: &Option<T>| {
+            if unless(v) { None } else { rule(v) }
         })
         .await
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub(crate) use aside::{always, optional};
 pub use builder::{CacheBuilder, DEFAULT_NAMESPACE};
 pub(crate) use guard::trace_op;
 

@@ -253,8 +253,9 @@ impl Cache {
         let r = self
             .call_unbounded(glob, self.inner.store.del_pattern(&pattern, self.inner.scan_batch))
             .await;
+        // Which near entries match is not worth working out: all go.
         if let Some(tier) = self.near_tier() {
-            tier.invalidate_all_entries();
+            tier.clear();
         }
         r
     }

@@ -212,17 +212,11 @@ impl Cache {
     {
         policy.result_tagged = true;
         let ttl = policy.ttl;
-        let fill = match crate::scope::check(self, key, policy.name).await {
-            Ok(v) => return Ok(v),
-            Err(fill) => fill,
-        };
         let keep = Tagged {
             ttl: |v: &T| if unless(v) { None } else { Some(ttl) },
             tags,
         };
-        let result = self.load_through(key, &policy, None, loader, keep).await;
-        fill.keep(self, &result, |v| !unless(v));
-        result
+        self.load_scoped(key, policy, None, loader, keep).await
     }
 
     /// [`read_tagged`](Self::read_tagged) for `Option` values: `unless` sees
@@ -241,27 +235,12 @@ impl Cache {
         Fut: Future<Output = Result<Option<T>, E>>,
     {
         policy.result_tagged = true;
-        let (ttl, negative) = (policy.ttl, policy.negative_ttl);
-        let fill = match crate::scope::check(self, key, policy.name).await {
-            Ok(v) => return Ok(v),
-            Err(fill) => fill,
-        };
-        let stored = |v: &Option<T>| {
-            if unless(v) {
-                None
-            } else if v.is_some() {
-                Some(ttl)
-            } else {
-                negative
-            }
-        };
+        let rule = super::aside::optional(&policy);
         let keep = Tagged {
-            ttl: stored,
+            ttl: |v: &Option<T>| if unless(v) { None } else { rule(v) },
             tags: |v: &Option<T>| v.as_ref().map(&tags).unwrap_or_default(),
         };
-        let result = self.load_through(key, &policy, None, loader, keep).await;
-        fill.keep(self, &result, |v| stored(v).is_some());
-        result
+        self.load_scoped(key, policy, None, loader, keep).await
     }
 }
 

@@ -312,12 +312,6 @@ impl Tier {
         }
     }
 
-    /// Entries whose key matches a glob are gone (pattern invalidation in
-    /// this process): every entry goes, which is always safe.
-    pub(crate) fn invalidate_all_entries(&self) {
-        self.clear();
-    }
-
     /// The counters to check after a read of `key` under `tags`.
     pub(crate) fn ticket(&self, key: &str, tags: &[String]) -> Ticket {
         let at = |s: &str| {
@@ -427,13 +421,6 @@ impl Tier {
         if self.stripes[i].load(SeqCst) == seen {
             self.entries.insert(Box::from(key), entry);
         }
-    }
-
-    /// Entry count (tests and debugging).
-    #[allow(dead_code)]
-    pub(crate) fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
     }
 }
 
