@@ -197,7 +197,10 @@ impl Ctx<'_> {
             p = quote!(#p.local(false));
         }
         let name = self.stats_name();
-        quote!(#p.name(#name))
+        quote!(::cache_runtime::__private::at_site(#p.name(#name), {
+            static __CACHE_SITE: ::cache_runtime::__private::Site = ::cache_runtime::__private::Site::new();
+            &__CACHE_SITE
+        }))
     }
 
     fn cache_expr_mentions(&self) -> BTreeSet<String> {

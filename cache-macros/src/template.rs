@@ -190,6 +190,10 @@ fn push_typed(out: &syn::Ident, value_ref: &TokenStream, ty: &syn::Type, also: &
     let (derefs, inner) = peel(ty);
     let Some(item) = option_item(inner) else {
         let ty_span = syn::spanned::Spanned::span(ty);
+        if derefs == 0 && is_primitive_int(ty) {
+            let f = quote_spanned!(ty_span=> ::cache_runtime::__private::push_int::<#ty>);
+            return quote_spanned!(ty_span=> #f(&mut #out, *#value_ref, #also););
+        }
         let f = quote_spanned!(ty_span=> ::cache_runtime::__private::push_part::<#ty>);
         return quote_spanned!(ty_span=> #f(&mut #out, #value_ref, #also););
     };
@@ -207,6 +211,18 @@ fn push_typed(out: &syn::Ident, value_ref: &TokenStream, ty: &syn::Type, also: &
             ::core::option::Option::None => ::cache_runtime::__private::push_none(&mut #out),
         }
     )
+}
+
+/// Whether `ty` is spelled as a primitive integer (`i64`, `u32`, …), whose
+/// key part is written without the `fmt` machinery (`__private::push_int`).
+fn is_primitive_int(ty: &syn::Type) -> bool {
+    const INTS: [&str; 12] = [
+        "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize",
+    ];
+    match ty {
+        syn::Type::Path(p) if p.qself.is_none() => p.path.get_ident().is_some_and(|id| INTS.iter().any(|i| id == i)),
+        _ => false,
+    }
 }
 
 /// Strips `&`, `&mut`, `Box<_>`, `Arc<_>`, `Rc<_>` and parentheses:

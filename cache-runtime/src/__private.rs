@@ -76,6 +76,22 @@ pub fn push_part<T: KeyPart + ?Sized>(out: &mut String, value: &T, also: &str) {
     value.push_escaped_with_to(out, also);
 }
 
+/// Appends an integer key part: what [`push_part`] appends for it (an
+/// integer's `Display` form, escaped with the template's separators `also`),
+/// without the `fmt` machinery. `#[cached]` calls it for parameters whose
+/// type is spelled as a primitive integer.
+#[inline]
+pub fn push_int<T: itoa::Integer>(out: &mut String, value: T, also: &str) {
+    let mut buf = itoa::Buffer::new();
+    let s = buf.format(value);
+    if also.is_empty() {
+        // Digits and `-`: nothing of the reserved set.
+        out.push_str(s);
+    } else {
+        crate::keys::escape_str_into(out, s, also);
+    }
+}
+
 /// Appends the rendering of `None` ([`crate::keys::NONE`]).
 #[inline]
 pub fn push_none(out: &mut String) {
@@ -97,6 +113,16 @@ pub fn key_from_expr<T: KeyPart + ?Sized>(value: &T, suffix: &str) -> String {
     value.push_raw_to(&mut out);
     out.push_str(suffix);
     out
+}
+
+pub use crate::stats::Site;
+
+/// `policy` as used at `site`, the call site of a `#[cached]` function: the
+/// site remembers the function's counters (see [`Site`]).
+#[inline]
+pub fn at_site(mut policy: Policy, site: &'static Site) -> Policy {
+    policy.site = Some(site);
+    policy
 }
 
 /// `"{type_name}::{function}"`, computed once per call site, for the stats

@@ -24,7 +24,7 @@ fn needs_escape(c: char) -> bool {
 
 /// Writes `s` into `out` with every reserved character, and every character
 /// of `also`, percent-encoded.
-fn escape_str_into(out: &mut String, s: &str, also: &str) {
+pub(crate) fn escape_str_into(out: &mut String, s: &str, also: &str) {
     for c in s.chars() {
         if needs_escape(c) || also.contains(c) {
             let mut buf = [0u8; 4];

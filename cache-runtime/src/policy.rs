@@ -24,6 +24,8 @@ pub struct Policy {
     pub(crate) tags: Vec<String>,
     pub(crate) negative_ttl: Option<Duration>,
     pub(crate) name: Option<&'static str>,
+    /// The call site (`#[cached]`), which remembers the function's counters.
+    pub(crate) site: Option<&'static crate::stats::Site>,
     /// XFetch's β; 0 turns early refresh off.
     pub(crate) early_refresh: f64,
     pub(crate) stale_while_revalidate: Option<Duration>,
@@ -52,6 +54,7 @@ impl Policy {
             tags: Vec::new(),
             negative_ttl: None,
             name: None,
+            site: None,
             early_refresh: DEFAULT_EARLY_REFRESH,
             stale_while_revalidate: None,
             stale_if_error: None,

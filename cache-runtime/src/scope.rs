@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio::task::futures::TaskLocalFuture;
 
-use crate::Cache;
 use crate::cache::trace_op;
 use crate::codec;
+use crate::{Cache, Policy};
 
 /// Largest total of encoded values one scope keeps (16 MiB).
 pub const MAX_SCOPE_BYTES: usize = 16 * 1024 * 1024;
@@ -210,10 +210,7 @@ enum Lookup<T> {
     Pass,
 }
 
-async fn lookup<T: DeserializeOwned>(cache: &Cache, key: &str) -> Lookup<T> {
-    let Some(scope) = RequestScope::current() else {
-        return Lookup::Pass;
-    };
+async fn lookup<T: DeserializeOwned>(scope: RequestScope, cache: &Cache, key: &str) -> Lookup<T> {
     let full_key = cache.full_key(key);
     loop {
         let changed = {
@@ -274,17 +271,19 @@ impl Fill {
 /// from the current scope (an earlier call of the request); `Err` lets the
 /// call go on, and its result goes to [`Fill::keep`]. Outside a scope,
 /// `Err` at once (one task-local lookup).
-pub(crate) async fn check<T: DeserializeOwned>(
-    cache: &Cache,
-    key: &str,
-    name: Option<&'static str>,
-) -> Result<T, Fill> {
+pub(crate) async fn check<T: DeserializeOwned>(cache: &Cache, key: &str, policy: &Policy) -> Result<T, Fill> {
+    let Some(scope) = RequestScope::current() else {
+        // Outside a scope (every near hit outside a web request): no clock
+        // read.
+        return Err(Fill(None));
+    };
     let start = Instant::now();
-    match lookup::<T>(cache, key).await {
+    match lookup::<T>(scope, cache, key).await {
         Lookup::Pass => Err(Fill(None)),
         Lookup::Claimed(claim) => Err(Fill(Some(claim))),
         Lookup::Hit(v) => {
-            let stats = cache.inner.stats.scope(name);
+            let name = policy.name;
+            let stats = cache.inner.stats.scope(name, policy.site);
             stats.add(|c| &c.hits);
             stats.add(|c| &c.scope_hits);
             crate::metrics::request(name, "scope_hit");

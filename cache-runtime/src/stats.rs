@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -60,11 +60,59 @@ impl Counters {
     }
 }
 
+/// One call site of a named function (`#[cached]` makes one per
+/// function): remembers the function's counters in the first cache that
+/// counted a call from it, so that later calls on that cache find them
+/// without the per-function map (a lock, a hash of the name, a reference
+/// count). Calls on another cache use the map.
+#[derive(Default)]
+pub struct Site {
+    counters: OnceLock<(u64, Arc<Counters>)>,
+}
+
+impl Site {
+    /// A site that has counted nothing yet.
+    pub const fn new() -> Self {
+        Site {
+            counters: OnceLock::new(),
+        }
+    }
+}
+
+/// Sites are equal when they are the same site.
+impl PartialEq for Site {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl std::fmt::Debug for Site {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Site")
+    }
+}
+
+/// A function's counters: the ones its call site remembers, or the map's.
+pub(crate) enum Own<'a> {
+    Site(&'a Counters),
+    Shared(Arc<Counters>),
+}
+
+impl std::ops::Deref for Own<'_> {
+    type Target = Counters;
+    fn deref(&self) -> &Counters {
+        match self {
+            Own::Site(c) => c,
+            Own::Shared(c) => c,
+        }
+    }
+}
+
 /// Which counters one event touches: the cache's total, and the named
 /// function's own when the policy has a name.
 pub(crate) struct Scope<'a> {
     pub(crate) total: &'a Counters,
-    pub(crate) function: Option<Arc<Counters>>,
+    pub(crate) function: Option<Own<'a>>,
     /// The function's name, for metrics labels.
     pub(crate) name: Option<&'static str>,
 }
@@ -75,6 +123,13 @@ impl Scope<'_> {
         if let Some(f) = &self.function {
             pick(f).fetch_add(1, Relaxed);
         }
+    }
+
+    /// Counts a near hit, the hottest event, with one atomic add: in the
+    /// function's counters when named, else in the cache's total (the
+    /// total's snapshot adds the functions' near hits).
+    pub(crate) fn add_near_hit(&self) {
+        self.own().near_hits.fetch_add(1, Relaxed);
     }
 
     /// The function's counters when named, else the cache's.
@@ -139,8 +194,14 @@ impl Hasher for Fnv {
     }
 }
 
-#[derive(Debug, Default)]
+/// Tells caches apart for [`Site`]s (an address could be reused by a
+/// later cache).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+#[derive(Debug)]
 pub(crate) struct StatsInner {
+    /// This cache's number, for [`Site`]s.
+    id: u64,
     pub(crate) total: Counters,
     pub(crate) breaker_opened: AtomicU64,
     pub(crate) breaker_closed: AtomicU64,
@@ -150,18 +211,35 @@ pub(crate) struct StatsInner {
     functions: RwLock<HashMap<&'static str, Arc<Counters>, BuildHasherDefault<Fnv>>>,
 }
 
+impl Default for StatsInner {
+    fn default() -> Self {
+        StatsInner {
+            id: NEXT_ID.fetch_add(1, Relaxed),
+            total: Counters::default(),
+            breaker_opened: AtomicU64::new(0),
+            breaker_closed: AtomicU64::new(0),
+            functions: RwLock::default(),
+        }
+    }
+}
+
 impl StatsInner {
-    pub(crate) fn scope(&self, name: Option<&'static str>) -> Scope<'_> {
+    /// The counters of a call of `name` (none: the total only), made at
+    /// `site` when the caller has one.
+    pub(crate) fn scope(&self, name: Option<&'static str>, site: Option<&'static Site>) -> Scope<'_> {
         let function = name.map(|n| {
-            if let Some(c) = self.functions.read().unwrap_or_else(|p| p.into_inner()).get(n) {
-                return c.clone();
+            if let Some((id, c)) = site.and_then(|s| s.counters.get())
+                && *id == self.id
+            {
+                return Own::Site(c);
             }
-            self.functions
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(n)
-                .or_default()
-                .clone()
+            let c = self.function(n);
+            if let Some(s) = site
+                && s.counters.set((self.id, c.clone())).is_ok()
+            {
+                return Own::Site(&s.counters.get().expect("just set").1);
+            }
+            Own::Shared(c)
         });
         Scope {
             total: &self.total,
@@ -170,15 +248,33 @@ impl StatsInner {
         }
     }
 
+    /// The counters of the function `name`, created on first use.
+    fn function(&self, name: &'static str) -> Arc<Counters> {
+        if let Some(c) = self.functions.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return c.clone();
+        }
+        self.functions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name)
+            .or_default()
+            .clone()
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
-        let t = self.total.snapshot();
-        let per_function = self
+        let mut t = self.total.snapshot();
+        let per_function: BTreeMap<String, FunctionStats> = self
             .functions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.snapshot()))
             .collect();
+        // Near hits of named functions are counted in their counters only
+        // (`Scope::add_near_hit`).
+        let named_near: u64 = per_function.values().map(|f| f.near_hits).sum();
+        t.near_hits += named_near;
+        t.hits += named_near;
         Stats {
             total: t,
             breaker_opened: self.breaker_opened.load(Relaxed),

@@ -127,3 +127,61 @@ async fn the_macro_uses_the_near_tier_unless_told_not_to() {
     assert_eq!(per("generic").near_hits, 0, "{:?}", per("generic"));
     assert!(per("generic").hits >= 4, "{:?}", per("generic"));
 }
+
+/// A `#[cached]` call site remembers its function's counters in the first
+/// cache that counted a call from it (so that near hits skip the
+/// per-function map): calls through other caches, including one built
+/// after the first is dropped, must still be counted in their own cache
+/// only. And a cache's total counts every near hit, named or not.
+#[tokio::test]
+async fn call_site_counters_stay_with_their_cache() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let server = shared_redis();
+    let repo = |cache: Cache| through_the_macro::Repo {
+        cache,
+        loads: AtomicU64::new(0),
+    };
+    let per = |cache: &Cache| {
+        let stats = cache.stats();
+        stats
+            .per_function
+            .iter()
+            .find(|(k, _)| k.ends_with("Repo::near"))
+            .map(|(_, f)| *f)
+            .unwrap_or_default()
+    };
+    let a = repo(near(&server.url(), &unique_namespace("site-a")).await);
+    let b = repo(near(&server.url(), &unique_namespace("site-b")).await);
+    live(&a.cache).await;
+    live(&b.cache).await;
+    for _ in 0..6 {
+        assert_eq!(a.near(1).await.unwrap(), "v1");
+    }
+    for _ in 0..4 {
+        assert_eq!(b.near(1).await.unwrap(), "v1");
+    }
+    let (fa, fb) = (per(&a.cache), per(&b.cache));
+    assert_eq!((fa.misses, fa.hits), (1, 5), "{fa:?}");
+    assert_eq!((fb.misses, fb.hits), (1, 3), "{fb:?}");
+    assert_eq!(a.loads.load(Ordering::SeqCst), 1);
+    assert_eq!(b.loads.load(Ordering::SeqCst), 1);
+    assert!(fa.near_hits >= 3 && fb.near_hits >= 1, "{fa:?} {fb:?}");
+    // Unnamed near hits beside the named ones: the total has both.
+    for _ in 0..4 {
+        assert_eq!(read(&a.cache, "plain", 9).await, 9);
+    }
+    let total = a.cache.stats().total;
+    assert!(total.near_hits >= fa.near_hits + 2, "{total:?} {fa:?}");
+    assert_eq!(total.hits, fa.hits + 3, "{total:?} {fa:?}");
+    assert_eq!(total.misses, fa.misses + 1, "{total:?} {fa:?}");
+    // The cache the site remembers goes away; a new one counts its own.
+    drop(a);
+    let c = repo(near(&server.url(), &unique_namespace("site-c")).await);
+    live(&c.cache).await;
+    for _ in 0..3 {
+        assert_eq!(c.near(2).await.unwrap(), "v2");
+    }
+    let fc = per(&c.cache);
+    assert_eq!((fc.misses, fc.hits), (1, 2), "{fc:?}");
+    assert_eq!(per(&b.cache), fb, "b counted calls made through other caches");
+}

@@ -247,7 +247,7 @@ impl Cache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let fill = match crate::scope::check(self, key, policy.name).await {
+        let fill = match crate::scope::check(self, key, &policy).await {
             Ok(v) => return Ok(v),
             Err(fill) => fill,
         };
@@ -393,8 +393,8 @@ impl Cache {
         {
             let ahead = e.expires.saturating_duration_since(start).as_millis() as u64;
             if !xfetch_ahead(policy.early_refresh, ahead, e.load_us) {
-                let scope = self.inner.stats.scope(policy.name);
-                scope.add(|c| &c.near_hits);
+                let scope = self.inner.stats.scope(policy.name, policy.site);
+                scope.add_near_hit();
                 crate::metrics::request(scope.name, "near_hit");
                 if self.traced() {
                     trace_op(self.origin(policy.name), "GET", key, "near_hit", start);
@@ -543,7 +543,7 @@ impl<'c> Fill<'c> {
             beta: policy.early_refresh,
             swr: policy.stale_while_revalidate,
             sie: policy.stale_if_error,
-            scope: inner.stats.scope(policy.name),
+            scope: inner.stats.scope(policy.name, policy.site),
             budget: Budget::new(inner.op_timeout),
             epoch: policy.result_tagged.then(|| inner.layout.epoch()),
             epoch_seen: None,
