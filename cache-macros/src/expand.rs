@@ -380,7 +380,7 @@ impl Ctx<'_> {
             quote_spanned!(ret_span=>
                 ::cache_runtime::__private::#f #rest2 (__cache_cache, &__cache_key, __cache_policy, #wrap #unless).await
             )
-        } else if !put && unless.is_none() && self.s.near_ok {
+        } else if !put && self.s.near_ok {
             // The near tier serves values whose type is `Clone + Send +
             // Sync + 'static`: the probe picks its operations for such a
             // type, `None` for any other (autoref specialization).
@@ -396,8 +396,15 @@ impl Ctx<'_> {
                 (_, None) => unreachable!("checked above"),
             };
             let f = Ident::new(f, ret_span);
+            let value = self.s.value_ty.as_ref().map(
+                |ty| quote_spanned!(ret_span=> ::<<#ty as ::cache_runtime::__private::Cacheable>::Value, _, _, _, _>),
+            );
+            let unless = match &self.m.unless {
+                Some(e) => quote_spanned!(e.span()=> #e),
+                None => quote!(|_| false),
+            };
             quote_spanned!(ret_span=>
-                ::cache_runtime::__private::#f #rest3 (
+                ::cache_runtime::__private::#f #value (
                     __cache_cache,
                     &__cache_key,
                     __cache_policy,
@@ -407,6 +414,7 @@ impl Ctx<'_> {
                         (&&::cache_runtime::__private::NearProbe::<#probe>::new()).near_ops()
                     },
                     move || #wrap,
+                    #unless,
                 ).await
             )
         } else {

@@ -329,46 +329,57 @@ where
 
 pub use crate::near::{NearNo, NearOps, NearProbe, NearYes};
 
-/// `Cache::get_or_load` with the near tier when `near` is `Some` (the
-/// macro passes what [`NearProbe`] chose for the value type).
-pub fn get_or_load_near<'a, T, E, F, Fut>(
+/// `Cache::get_or_load_unless` with the near tier when `near` is `Some`
+/// (the macro passes what [`NearProbe`] chose for the value type, and
+/// `|_| false` for a function without `unless`). The near tier only keeps
+/// values read from the store, which passed `unless` when they were stored.
+pub fn get_or_load_near<'a, T, E, F, Fut, U>(
     cache: &'a Cache,
     key: &'a str,
     policy: Policy,
     near: Option<NearOps<T>>,
     loader: F,
+    unless: U,
 ) -> impl Future<Output = Result<T, E>> + 'a
 where
     T: 'a,
     E: 'a,
     F: 'a,
+    U: 'a,
     T: Serialize + serde::de::DeserializeOwned,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<T, E>> + 'a,
+    U: Fn(&T) -> bool,
 {
     // Not an `async fn`: the caller awaits the cache's own future, one
     // layer less of nested futures for the compiler to check.
-    let keep = crate::cache::always(&policy);
+    let rule = crate::cache::always(&policy);
+    let keep = move |v: &T| if unless(v) { None } else { rule(v) };
     cache.load_scoped(key, policy, near, loader, keep)
 }
 
-/// `Cache::get_or_load_optional` with the near tier when `near` is `Some`.
-pub fn get_or_load_optional_near<'a, T, E, F, Fut>(
+/// `Cache::get_or_load_optional_unless` with the near tier when `near` is
+/// `Some` (see [`get_or_load_near`]).
+pub fn get_or_load_optional_near<'a, T, E, F, Fut, U>(
     cache: &'a Cache,
     key: &'a str,
     policy: Policy,
     near: Option<NearOps<Option<T>>>,
     loader: F,
+    unless: U,
 ) -> impl Future<Output = Result<Option<T>, E>> + 'a
 where
     T: 'a,
     E: 'a,
     F: 'a,
+    U: 'a,
     T: Serialize + serde::de::DeserializeOwned,
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Option<T>, E>> + 'a,
+    U: Fn(&Option<T>) -> bool,
 {
-    let keep = crate::cache::optional(&policy);
+    let rule = crate::cache::optional(&policy);
+    let keep = move |v: &Option<T>| if unless(v) { None } else { rule(v) };
     cache.load_scoped(key, policy, near, loader, keep)
 }
 

@@ -94,3 +94,48 @@ async fn refused_values_are_not_stored() {
         assert!(repo.cache.exists("balance:3").await.unwrap(), "{backend:?}");
     }
 }
+
+/// With a near cache, `unless` functions are near-cached too (they were
+/// not before: every hit went to Redis): a kept value is served from the
+/// process, a refused one is never stored, near or in Redis.
+#[tokio::test]
+async fn unless_functions_use_the_near_cache() {
+    let cache = Cache::builder()
+        .namespace(&tests::unique_namespace("unless-near"))
+        .redis(&tests::shared_redis().url())
+        .near_cache(1 << 20)
+        .build()
+        .await
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !cache.near_cache_live() {
+        assert!(std::time::Instant::now() < until, "near tier never became live");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let repo = Repo {
+        cache,
+        runs: AtomicUsize::new(0),
+    };
+    for _ in 0..5 {
+        assert_eq!(repo.list(2).await.unwrap(), [0, 1]);
+        assert_eq!(repo.list(0).await.unwrap(), Vec::<u32>::new());
+        assert_eq!(repo.find(2).await, Some(2));
+        assert_eq!(repo.find(1).await, None);
+    }
+    // One load for each kept value, five for each refused one.
+    assert_eq!(repo.runs(), 1 + 5 + 1 + 5);
+    let stats = repo.cache.stats();
+    let per = |name: &str| {
+        stats
+            .per_function
+            .iter()
+            .find(|(k, _)| k.ends_with(name))
+            .map(|(_, f)| *f)
+            .unwrap_or_else(|| panic!("no stats for {name}"))
+    };
+    // Miss, Redis hit (fills the near tier), then near hits.
+    assert!(per("Repo::list").near_hits >= 2, "{:?}", per("Repo::list"));
+    assert!(per("Repo::find").near_hits >= 2, "{:?}", per("Repo::find"));
+    assert!(!repo.cache.exists(&Repo::list_key(0)).await.unwrap());
+    assert!(!repo.cache.exists(&Repo::find_key(1)).await.unwrap());
+}

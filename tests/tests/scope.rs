@@ -462,3 +462,68 @@ async fn the_layer_gives_each_request_a_scope() {
     assert_eq!(courses.cache.stats().total.scope_hits, 3);
     serve.abort();
 }
+
+/// The `unless` reads share the scope like every other read: a kept value
+/// answers the scope's later calls (one Redis read for ten calls), a value
+/// `unless` refused is neither stored nor remembered by the scope (each
+/// call loads again). Before this was fixed the `unless` reads skipped the
+/// scope: ten calls were ten `GET`s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unless_reads_share_the_scope_and_refused_values_are_not_kept() {
+    let server = RedisServer::start();
+    let mut commands = Commands::on(&server);
+    let cache = redis_cache(&server).await;
+    let db = Db::default();
+    let never = |_: &u64| false;
+    let always = |_: &u64| true;
+    let unless_read = |key: &'static str, refuse: fn(&u64) -> bool| {
+        let (cache, db) = (&cache, &db);
+        async move {
+            cache
+                .get_or_load_unless(key, Ttl::LONG, || db.load(), refuse)
+                .await
+                .expect("loads")
+        }
+    };
+    assert_eq!(unless_read("kept", never).await, 0);
+    let (_, run) = commands
+        .during(scope(async {
+            for _ in 0..10 {
+                assert_eq!(unless_read("kept", never).await, 0);
+            }
+        }))
+        .await;
+    assert_eq!(
+        run,
+        calls(&[("get", 1)]),
+        "ten unless-reads of a cached key in one scope"
+    );
+    assert_eq!(db.loads(), 1);
+
+    let (_, _) = commands
+        .during(scope(async {
+            for _ in 0..3 {
+                unless_read("refused", always).await;
+            }
+        }))
+        .await;
+    assert_eq!(db.loads(), 4, "a refused value is loaded again by each call");
+    assert!(!cache.exists("refused").await.unwrap());
+
+    // The Option form too.
+    let opt = || async {
+        cache
+            .get_or_load_optional_unless("opt", Ttl::LONG, || async { Ok::<_, ()>(Some(7u8)) }, |_| false)
+            .await
+    };
+    opt().await.unwrap();
+    let (_, run) = commands
+        .during(scope(async {
+            for _ in 0..5 {
+                assert_eq!(opt().await, Ok(Some(7)));
+            }
+        }))
+        .await;
+    assert_eq!(run, calls(&[("get", 1)]), "five optional unless-reads in one scope");
+    assert_eq!(cache.stats().total.scope_hits, 13);
+}

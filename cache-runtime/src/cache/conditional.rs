@@ -49,10 +49,8 @@ impl Cache {
     {
         let policy = policy.into();
         let ttl = policy.ttl;
-        self.load_through(key, &policy, None, loader, &|v: &T| {
-            if unless(v) { None } else { Some(ttl) }
-        })
-        .await
+        let keep = move |v: &T| if unless(v) { None } else { Some(ttl) };
+        self.load_scoped(key, policy, None, loader, keep).await
     }
 
     /// [`get_or_load_optional`](Self::get_or_load_optional) that does not
@@ -78,10 +76,8 @@ impl Cache {
     {
         let policy = policy.into();
         let rule = super::aside::optional(&policy);
-        self.load_through(key, &policy, None, loader, &|v: &Option<T>| {
-            if unless(v) { None } else { rule(v) }
-        })
-        .await
+        let keep = move |v: &Option<T>| if unless(v) { None } else { rule(v) };
+        self.load_scoped(key, policy, None, loader, keep).await
     }
 
     /// [`put_with`](Self::put_with) that does not store the value when
