@@ -353,8 +353,7 @@ where
 {
     // Not an `async fn`: the caller awaits the cache's own future, one
     // layer less of nested futures for the compiler to check.
-    let rule = crate::cache::always(&policy);
-    let keep = move |v: &T| if unless(v) { None } else { rule(v) };
+    let keep = crate::cache::refusing(crate::cache::always(&policy), unless);
     cache.load_scoped(key, policy, near, loader, keep)
 }
 
@@ -378,8 +377,7 @@ where
     Fut: Future<Output = Result<Option<T>, E>> + 'a,
     U: Fn(&Option<T>) -> bool,
 {
-    let rule = crate::cache::optional(&policy);
-    let keep = move |v: &Option<T>| if unless(v) { None } else { rule(v) };
+    let keep = crate::cache::refusing(crate::cache::optional(&policy), unless);
     cache.load_scoped(key, policy, near, loader, keep)
 }
 

@@ -120,6 +120,15 @@ pub(crate) fn optional<T>(policy: &Policy) -> impl Fn(&Option<T>) -> Option<Dura
     move |v| if v.is_some() { Some(ttl) } else { negative }
 }
 
+/// `rule`, except that a value for which `unless` is true is not stored:
+/// the storage rule of the `_unless` reads.
+pub(crate) fn refusing<T>(
+    rule: impl Fn(&T) -> Option<Duration>,
+    unless: impl Fn(&T) -> bool,
+) -> impl Fn(&T) -> Option<Duration> {
+    move |v| if unless(v) { None } else { rule(v) }
+}
+
 /// Milliseconds since the Unix epoch (the clock every process shares).
 pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()

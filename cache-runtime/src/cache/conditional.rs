@@ -48,8 +48,7 @@ impl Cache {
         U: Fn(&T) -> bool,
     {
         let policy = policy.into();
-        let ttl = policy.ttl;
-        let keep = move |v: &T| if unless(v) { None } else { Some(ttl) };
+        let keep = super::aside::refusing(super::aside::always(&policy), unless);
         self.load_scoped(key, policy, None, loader, keep).await
     }
 
@@ -75,8 +74,7 @@ impl Cache {
         U: Fn(&Option<T>) -> bool,
     {
         let policy = policy.into();
-        let rule = super::aside::optional(&policy);
-        let keep = move |v: &Option<T>| if unless(v) { None } else { rule(v) };
+        let keep = super::aside::refusing(super::aside::optional(&policy), unless);
         self.load_scoped(key, policy, None, loader, keep).await
     }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub(crate) use aside::{always, optional};
+pub(crate) use aside::{always, optional, refusing};
 pub use builder::{CacheBuilder, DEFAULT_NAMESPACE};
 pub(crate) use guard::trace_op;
 

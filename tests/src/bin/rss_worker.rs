@@ -34,10 +34,14 @@ const CONCURRENCY: u64 = 256;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let mut args = std::env::args().skip(1);
-    let mut number = || args.next().map(|a| a.parse::<u64>().expect("a number"));
-    let (capacity, value) = (number().expect("capacity"), number().expect("value size"));
-    let url = std::env::args().nth(3);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize, what: &str| -> u64 {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{what}: a number"))
+    };
+    let (capacity, value) = (number(0, "capacity"), number(1, "value size"));
+    let url = args.get(2);
     let v = "x".repeat(value as usize);
     // Three times what would fit if entries cost only their bytes.
     let n = 3 * capacity / (value + 16);
@@ -57,7 +61,7 @@ async fn main() {
     };
     let cache = Cache::builder()
         .namespace("rss")
-        .redis(&url)
+        .redis(url)
         .near_cache(capacity)
         .build()
         .await
